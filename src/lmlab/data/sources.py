@@ -1,0 +1,326 @@
+"""Text sources: where the words come from (local files first, then the Hugging Face hub).
+
+A source yields ``(line, ends_document)`` pairs for a split, so that the token cache can put an
+end-of-text token between documents without ever holding a whole corpus in memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from lmlab.data.text_io import check_file, read_lines
+from lmlab.errors import ConfigError, DataError
+from lmlab.utils.network import hub_offline_reason
+
+Lines = Iterator[tuple[str, bool]]
+
+
+class TextSource(ABC):
+    """A corpus with named splits."""
+
+    @abstractmethod
+    def check(self, splits: Sequence[str]) -> None:
+        """Resolve every split cheaply; raise DataError naming what was tried and how to fix it."""
+
+    @abstractmethod
+    def fingerprint(self, split: str) -> str:
+        """A string that changes whenever the split's text may have changed (used as a cache key)."""
+
+    @abstractmethod
+    def iter_lines(self, split: str) -> Lines:
+        """Yield ``(line, ends_document)`` for the split, lines ending in a newline."""
+
+    @abstractmethod
+    def describe(self, split: str) -> str:
+        """Where the split is read from, for logs."""
+
+
+def file_fingerprint(paths: Iterable[Path]) -> str:
+    """Path, size and modification time of each file: cheap, and changes when a file is edited."""
+    parts = [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def load_hub_split(path: str, name: str | None, split: str, what: str, tried: list[str]) -> Any:
+    """Load one split of a hub dataset, or raise one DataError listing everything that was tried."""
+    reason = hub_offline_reason()
+    if reason is None:
+        try:
+            import datasets
+
+            return datasets.load_dataset(path, name, split=split)
+        except Exception as e:  # noqa: BLE001 - datasets raises many kinds; all mean "not available"
+            reason = f"{type(e).__name__}: {e}"
+    tried_text = "\n  - ".join([*tried, f"hub dataset {path!r} (config {name!r}, split {split!r}): {reason}"])
+    raise DataError(
+        f"{what}: no data found. Tried:\n  - {tried_text}\n"
+        "Fix: put the files under paths.data_dir (or set the LMLAB_DATA_DIR environment variable / the "
+        "paths.data_dir override to the folder that holds them), or go online so the hub can be used."
+    )
+
+
+# --------------------------------------------------------------------------------------------- WikiText
+_WIKITEXT_TITLE = re.compile(r"^ = [^=].* = $")
+_WIKITEXT_NAMES = ("wikitext-2", "wikitext-103")
+
+
+def wikitext_documents(lines: Iterable[str]) -> Lines:
+    """Mark article ends in WikiText: an article ends right before the next top-level ' = Title = ' line."""
+    prev: str | None = None
+    for line in lines:
+        if prev is not None:
+            yield prev, bool(_WIKITEXT_TITLE.match(line.rstrip("\n")))
+        prev = line
+    if prev is not None:
+        yield prev, True
+
+
+class WikiTextSource(TextSource):
+    """WikiText-2/103, tokenized (``wiki.*.tokens``) or raw (``wiki.*.raw``).
+
+    Looked for under ``data_dir`` in the official release layout (``wikitext-2/wiki.train.tokens``,
+    ``wikitext-2-raw/wiki.train.raw``) or the pytorch/examples layout (``wikitext-2/train.txt``), then on
+    the hub (``Salesforce/wikitext``). Split names: train, valid (alias validation), test.
+    """
+
+    def __init__(
+        self,
+        data_dir: str,
+        name: str = "wikitext-2",
+        variant: str = "tokenized",
+        hub_path: str = "Salesforce/wikitext",
+        encoding_errors: str = "strict",
+    ) -> None:
+        if name not in _WIKITEXT_NAMES:
+            raise ConfigError(f"data.source.name={name!r} is not one of {_WIKITEXT_NAMES}")
+        if variant not in ("tokenized", "raw"):
+            raise ConfigError(f"data.source.variant={variant!r} must be 'tokenized' or 'raw'")
+        self.data_dir = Path(data_dir)
+        self.name, self.variant, self.hub_path = name, variant, hub_path
+        self.encoding_errors = encoding_errors
+        self._resolved: dict[str, Path | Any] = {}
+
+    @staticmethod
+    def _split(split: str) -> str:
+        split = {"validation": "valid"}.get(split, split)
+        if split not in ("train", "valid", "test"):
+            raise ConfigError(f"WikiText has splits train, valid and test, not {split!r} (see data.splits)")
+        return split
+
+    def _candidates(self, split: str) -> list[Path]:
+        if self.variant == "raw":
+            folder = self.data_dir / f"{self.name}-raw"
+            return [folder / f"wiki.{split}.raw", folder / f"{split}.txt"]
+        folder = self.data_dir / self.name
+        return [folder / f"wiki.{split}.tokens", folder / f"{split}.txt"]
+
+    def _resolve(self, split: str) -> Path | Any:
+        split = self._split(split)
+        if split not in self._resolved:
+            candidates = self._candidates(split)
+            found = next((p for p in candidates if p.is_file()), None)
+            if found is not None:
+                self._resolved[split] = check_file(found, f"{self.name} {split} split")
+            else:
+                config = f"{self.name}-raw-v1" if self.variant == "raw" else f"{self.name}-v1"
+                hub_split = {"valid": "validation"}.get(split, split)
+                tried = [f"local file {p}: not found" for p in candidates]
+                what = f"{self.name} ({self.variant}) {split} split"
+                self._resolved[split] = load_hub_split(self.hub_path, config, hub_split, what, tried)
+        return self._resolved[split]
+
+    def check(self, splits: Sequence[str]) -> None:
+        for split in splits:
+            self._resolve(split)
+
+    def fingerprint(self, split: str) -> str:
+        found = self._resolve(split)
+        if isinstance(found, Path):
+            return f"wikitext-file-{file_fingerprint([found])}"
+        return f"wikitext-hub-{found._fingerprint}"
+
+    def describe(self, split: str) -> str:
+        found = self._resolve(split)
+        return str(found) if isinstance(found, Path) else f"hub {self.hub_path} ({self.name}, {self.variant})"
+
+    def iter_lines(self, split: str) -> Lines:
+        found = self._resolve(split)
+        if isinstance(found, Path):
+            lines: Iterable[str] = read_lines(found, self.encoding_errors)
+        else:
+            lines = (row["text"] if row["text"].endswith("\n") else row["text"] + "\n" for row in found)
+        yield from wikitext_documents(lines)
+
+
+# ------------------------------------------------------------------------------------------ local files
+_DOC_BOUNDARIES = ("blank_line", "line", "file")
+
+
+class TextFilesSource(TextSource):
+    """Any local text: ``.txt`` or ``.jsonl`` files (gzipped or not), given per split as paths or globs.
+
+    Documents (an end-of-text token goes between them): in text files, runs of lines separated by blank
+    lines (``doc_boundary=blank_line``), every line (``line``) or the whole file (``file``); in JSONL
+    files, each record's ``text_field``. Without a validation split, every ``round(1/val_fraction)``-th
+    training document is held out for validation (deterministic, streaming).
+    """
+
+    def __init__(
+        self,
+        files: dict[str, Any],
+        text_field: str = "text",
+        doc_boundary: str = "blank_line",
+        val_fraction: float = 0.0,
+        encoding_errors: str = "strict",
+    ) -> None:
+        if doc_boundary not in _DOC_BOUNDARIES:
+            raise ConfigError(f"data.source.doc_boundary={doc_boundary!r} is not one of {_DOC_BOUNDARIES}")
+        if not files or not files.get("train"):
+            raise ConfigError(
+                "data.source.files has no 'train' entry: set it to a text/JSONL file or glob, e.g. "
+                "data.source.files.train=/path/to/corpus/*.txt"
+            )
+        if not 0.0 <= val_fraction < 0.5:
+            raise ConfigError(f"data.source.val_fraction={val_fraction} must be in [0, 0.5)")
+        self.patterns = {k: ([v] if isinstance(v, str) else list(v)) for k, v in files.items() if v}
+        self.text_field, self.doc_boundary = text_field, doc_boundary
+        self.val_every = round(1 / val_fraction) if val_fraction > 0 else 0
+        self.encoding_errors = encoding_errors
+        self._resolved: dict[str, list[Path]] = {}
+
+    def _holds_out(self) -> bool:
+        """Validation documents are taken from the training files (no validation files were given)."""
+        return self.val_every > 0 and "validation" not in self.patterns
+
+    def _key(self, split: str) -> str:
+        return "train" if split == "validation" and self._holds_out() else split
+
+    def _files(self, split: str) -> list[Path]:
+        key = self._key(split)
+        if key not in self._resolved:
+            if key not in self.patterns:
+                raise DataError(
+                    f"data.source.files has no {key!r} entry (it has {sorted(self.patterns)}); add "
+                    f"data.source.files.{key}=<file or glob>"
+                    + (" or set data.source.val_fraction=0.05 to hold out training documents" if key == "validation" else "")
+                )
+            paths: list[Path] = []
+            for pattern in self.patterns[key]:
+                matches = sorted(glob.glob(str(Path(pattern).expanduser())))
+                if not matches:
+                    raise DataError(f"data.source.files.{key}: {pattern!r} matches no file")
+                paths += [check_file(m, f"data.source.files.{key}") for m in matches]
+            self._resolved[key] = paths
+        return self._resolved[key]
+
+    def check(self, splits: Sequence[str]) -> None:
+        for split in splits:
+            self._files(split)
+
+    def fingerprint(self, split: str) -> str:
+        mode = f"{self.text_field}:{self.doc_boundary}:{self.val_every if self._holds_out() else 0}:{split}"
+        return f"files-{file_fingerprint(self._files(split))}-{hashlib.sha256(mode.encode()).hexdigest()[:8]}"
+
+    def describe(self, split: str) -> str:
+        files = self._files(split)
+        more = " ..." if len(files) > 3 else ""
+        held = ""
+        if self._holds_out() and split in ("train", "validation"):
+            held = f" ({'only' if split == 'validation' else 'without'} every {self.val_every}th document)"
+        return f"{len(files)} file(s): {', '.join(map(str, files[:3]))}{more}{held}"
+
+    def iter_lines(self, split: str) -> Lines:
+        holdout = self.val_every if self._holds_out() and split in ("train", "validation") else 0
+        doc_index = 0
+        for path in self._files(split):
+            for doc in self._documents(path):
+                held = holdout and doc_index % holdout == holdout - 1
+                doc_index += 1
+                if not holdout or held == (split == "validation"):
+                    yield from doc
+
+    def _documents(self, path: Path) -> Iterator[list[tuple[str, bool]]]:
+        """Documents of one file, each a list of (line, ends_document) pairs."""
+        if ".jsonl" in path.suffixes:
+            yield from self._jsonl_documents(path)
+            return
+        doc: list[str] = []
+        for line in read_lines(path, self.encoding_errors):
+            if self.doc_boundary == "line":
+                if line.strip():
+                    yield [(line, True)]
+            elif self.doc_boundary == "blank_line" and not line.strip():
+                if doc:
+                    yield _as_doc(doc)
+                doc = []
+            else:
+                doc.append(line)
+        if doc:
+            yield _as_doc(doc)
+
+    def _jsonl_documents(self, path: Path) -> Iterator[list[tuple[str, bool]]]:
+        for lineno, line in enumerate(read_lines(path, self.encoding_errors), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+            if not isinstance(record, dict) or self.text_field not in record:
+                found = sorted(record) if isinstance(record, dict) else type(record).__name__
+                raise DataError(
+                    f"{path}:{lineno}: no field {self.text_field!r} (found {found}); "
+                    "set data.source.text_field to the field that holds the text"
+                )
+            text = str(record[self.text_field])
+            if text.strip():
+                yield _as_doc(text.splitlines(keepends=True))
+
+
+def _as_doc(lines: list[str]) -> list[tuple[str, bool]]:
+    lines = [line if line.endswith("\n") else line + "\n" for line in lines]
+    return [(line, i == len(lines) - 1) for i, line in enumerate(lines)]
+
+
+# ------------------------------------------------------------------------------------------------- hub
+class HubTextSource(TextSource):
+    """Any text dataset on the Hugging Face hub (``datasets.load_dataset(path, name)``); each row is a document."""
+
+    def __init__(self, path: str, name: str | None = None, text_field: str = "text") -> None:
+        self.path, self.name, self.text_field = path, name, text_field
+        self._loaded: dict[str, Any] = {}
+
+    def _load(self, split: str) -> Any:
+        if split not in self._loaded:
+            ds = load_hub_split(self.path, self.name, split, f"hub dataset {self.path} {split} split", [])
+            if self.text_field not in ds.column_names:
+                raise DataError(
+                    f"hub dataset {self.path}: no column {self.text_field!r} (found {ds.column_names}); "
+                    "set data.source.text_field"
+                )
+            self._loaded[split] = ds
+        return self._loaded[split]
+
+    def check(self, splits: Sequence[str]) -> None:
+        for split in splits:
+            self._load(split)
+
+    def fingerprint(self, split: str) -> str:
+        return f"hub-{self._load(split)._fingerprint}-{self.text_field}"
+
+    def describe(self, split: str) -> str:
+        return f"hub {self.path} ({self.name}) split {split}"
+
+    def iter_lines(self, split: str) -> Lines:
+        for row in self._load(split):
+            text = row[self.text_field]
+            if text and text.strip():
+                yield from _as_doc(text.splitlines(keepends=True))
+

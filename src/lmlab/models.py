@@ -1,0 +1,193 @@
+"""Build the Transformer: from a config with random weights (size presets) or ``from_pretrained``.
+
+Two steps, so that mistakes surface before any expensive work: ``check()`` reads only the model config
+(block size against the model's positions, a head the architecture has), ``build()`` makes the weights
+once the tokenizer is known (vocabulary size, special token ids).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from lmlab.errors import CheckpointError, ConfigError
+from lmlab.utils.network import hub_offline_reason
+
+log = logging.getLogger(__name__)
+
+# The model head each task needs. Later stages add theirs (sequence classification, seq2seq).
+HEADS: dict[str, Any] = {"causal_lm": AutoModelForCausalLM, "masked_lm": AutoModelForMaskedLM}
+
+_MAX_POSITION_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len")
+
+
+def load_pretrained_or_explain(load: Callable[..., Any], name: str, field: str, **kwargs: Any) -> Any:
+    """Call a ``from_pretrained`` without hanging offline, turning failures into errors that say what to fix."""
+    path = Path(name).expanduser()
+    if path.exists():
+        try:
+            return load(str(path), **kwargs)
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{field}={name}: cannot load from this folder: {e}") from None
+    if name.startswith(("/", "./", "../", "~")):
+        raise CheckpointError(f"{field}={name}: no such file or folder")
+    reason = hub_offline_reason()
+    try:
+        # Offline, only the local Hugging Face cache is consulted: no retries, no 30 s hang.
+        return load(name, local_files_only=reason is not None, **kwargs)
+    except (OSError, ValueError) as e:
+        why = f"{reason}, and it is not in the local Hugging Face cache" if reason else str(e).splitlines()[0]
+        raise CheckpointError(
+            f"{field}={name}: cannot load {name!r} from the Hugging Face hub ({why}). "
+            f"Fix: set {field} to a local folder (e.g. an lmlab export dir) or go online."
+        ) from None
+
+
+def max_positions(config: PretrainedConfig) -> int | None:
+    for field in _MAX_POSITION_FIELDS:
+        value = getattr(config, field, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+class ModelFactory:
+    """What the ``model`` config group instantiates.
+
+    Args:
+        pretrained: hub name or local folder; when set, weights are loaded and ``config`` entries override
+            fields of the pretrained config (e.g. dropout).
+        model_type: architecture for models built from scratch (``gpt2``, ``llama``, ``bert``, ...).
+        config: fields of the Hugging Face config (size preset).
+        attn_implementation: ``sdpa`` (fast fused attention), ``eager`` or ``flash_attention_2``.
+        resize_token_embeddings: for pretrained models, grow the embedding matrix on purpose when the
+            tokenizer has more tokens than the model; otherwise such a mismatch is an error.
+        pad_vocab_multiple: round the vocabulary of models built from scratch up to a multiple of this
+            (64 makes the output matmul faster on GPUs); padded rows are never produced by the tokenizer.
+    """
+
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        model_type: str | None = None,
+        config: dict[str, Any] | None = None,
+        attn_implementation: str | None = "sdpa",
+        resize_token_embeddings: bool = False,
+        pad_vocab_multiple: int = 1,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> None:
+        if not pretrained and not model_type:
+            raise ConfigError("the model config needs model.pretrained (name or path) or model.model_type")
+        self.pretrained = str(pretrained) if pretrained else None
+        self.model_type = model_type
+        self.overrides = dict(config or {})
+        self.attn_implementation = attn_implementation
+        self.resize_token_embeddings = resize_token_embeddings
+        self.pad_vocab_multiple = max(1, int(pad_vocab_multiple))
+        self.trust_remote_code, self.revision = trust_remote_code, revision
+        self._config: PretrainedConfig | None = None
+
+    def describe(self) -> str:
+        return self.pretrained or f"{self.model_type} from scratch"
+
+    def hf_config(self) -> PretrainedConfig:
+        if self._config is None:
+            if self.pretrained:
+                self._config = load_pretrained_or_explain(
+                    AutoConfig.from_pretrained,
+                    self.pretrained,
+                    "model.pretrained",
+                    revision=self.revision,
+                    trust_remote_code=self.trust_remote_code,
+                    **self.overrides,
+                )
+            else:
+                try:
+                    self._config = AutoConfig.for_model(self.model_type, **self.overrides)
+                except ValueError as e:
+                    raise ConfigError(f"model.model_type={self.model_type!r}: {e}") from None
+        return self._config
+
+    def check(self, head: str, block_size: int | None) -> None:
+        """Cheap checks before data preparation: the head exists for this architecture, the block fits."""
+        config = self.hf_config()
+        if head not in HEADS:
+            raise ConfigError(f"unknown model head {head!r}; known: {sorted(HEADS)}")
+        if type(config) not in HEADS[head]._model_mapping:
+            raise ConfigError(
+                f"model {self.describe()!r} (model_type={config.model_type}) has no {head} head, so it cannot be "
+                f"used with this task. Pick a model whose architecture has one (e.g. model=gpt_small for causal_lm, "
+                f"model=bert_small for masked_lm)."
+            )
+        limit = max_positions(config)
+        if block_size is not None and limit is not None and block_size > limit:
+            raise ConfigError(
+                f"data.block_size={block_size} is larger than the model's maximum positions ({limit}, model "
+                f"{self.describe()!r}). Lower data.block_size, or for a model built from scratch raise its "
+                f"position limit (e.g. model.config.n_positions={block_size})."
+            )
+
+    def build(self, head: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+        config = self.hf_config()
+        auto_cls = HEADS[head]
+        n_tokens = len(tokenizer)
+        kwargs: dict[str, Any] = {}
+        if self.attn_implementation:
+            kwargs["attn_implementation"] = self.attn_implementation
+        if self.pretrained:
+            model = load_pretrained_or_explain(
+                auto_cls.from_pretrained,
+                self.pretrained,
+                "model.pretrained",
+                config=config,
+                revision=self.revision,
+                trust_remote_code=self.trust_remote_code,
+                **kwargs,
+            )
+            rows = model.get_input_embeddings().num_embeddings
+            if n_tokens > rows:
+                if not self.resize_token_embeddings:
+                    raise ConfigError(
+                        f"the tokenizer has {n_tokens} tokens but model {self.pretrained!r} has only {rows} "
+                        "embedding rows; token ids would index out of range. Use the model's own tokenizer "
+                        "(tokenizer=pretrained tokenizer.name_or_path=<same as model.pretrained>) or set "
+                        "model.resize_token_embeddings=true to add rows on purpose."
+                    )
+                log.warning("Resizing the token embeddings of %s from %d to %d rows", self.pretrained, rows, n_tokens)
+                model.resize_token_embeddings(n_tokens)
+        else:
+            multiple = self.pad_vocab_multiple
+            config.vocab_size = (n_tokens + multiple - 1) // multiple * multiple
+            model = auto_cls.from_config(config, **kwargs)
+        set_special_token_ids(model, tokenizer)
+        return model
+
+
+def set_special_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Point the model and generation configs at the tokenizer's special tokens (padding and generation use them)."""
+    configs = [model.config, getattr(model, "generation_config", None)]
+    for field in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        token_id = getattr(tokenizer, field, None)
+        if token_id is not None:
+            for cfg in configs:
+                if cfg is not None:
+                    setattr(cfg, field, token_id)
+
+
+def count_parameters(model: PreTrainedModel) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    embedding = model.get_input_embeddings().weight.numel()
+    return {"params/total": total, "params/trainable": trainable, "params/non_embedding": total - embedding}

@@ -1,0 +1,6 @@
+"""LightningModules: one per training objective."""
+
+from lmlab.tasks.base import TaskModule
+from lmlab.tasks.lm import CausalLMModule, MaskedLMModule
+
+__all__ = ["CausalLMModule", "MaskedLMModule", "TaskModule"]

@@ -1,0 +1,141 @@
+"""The training stage: config -> data -> model -> Lightning Trainer -> checkpoints, export, metrics."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig
+
+from lmlab.callbacks.run_metadata import RunMetadata
+from lmlab.checkpoint import checkpoint_metadata, read_checkpoint
+from lmlab.errors import ConfigError
+from lmlab.export import export_hf
+from lmlab.models import count_parameters
+from lmlab.utils.config import print_config_tree, resolve, save_resolved_config
+from lmlab.utils.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train (or resume with ``ckpt_path``), test, export; return the metrics dict (sweeps optimize from it)."""
+    print_config_tree(cfg)
+    config = resolve(cfg)
+    output_dir = Path(cfg.paths.output_dir)
+    save_resolved_config(cfg, output_dir / "config_resolved.yaml")
+
+    # Cheap checks first: a wrong path or an incompatible model must fail before any data preparation.
+    resume_meta: dict[str, Any] = {}
+    if cfg.get("ckpt_path"):
+        resume_meta = checkpoint_metadata(read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+    L.seed_everything(cfg.seed, workers=True)
+    module_cls = get_class(cfg.task._target_)
+    datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
+    if "train" not in datamodule.splits:
+        raise ConfigError("data.splits.train is not set: name the source split to train on")
+    factory = instantiate(cfg.model)
+    datamodule.check()
+    factory.check(module_cls.HEAD, datamodule.block_size)
+
+    # Tokenizer (trained once and cached), token caches (once per machine), then the model.
+    tokenizer = datamodule.prepare_tokenizer()
+    module_cls.check_tokenizer(tokenizer)
+    datamodule.prepare_data()
+    model = factory.build(module_cls.HEAD, tokenizer)
+    module = instantiate(
+        cfg.task,
+        model=model,
+        tokenizer=tokenizer,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+    )
+
+    metadata = RunMetadata(config, module_cls.HEAD, tokenizer)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
+    loggers = build_loggers(cfg, resume_meta.get("wandb_run_id"))
+    trainer = instantiate(cfg.trainer, callbacks=[*callbacks, metadata], logger=loggers or False)
+    metadata.wandb_run_id = _wandb_run_id(loggers)
+
+    counts = count_parameters(model)
+    tokens_per_step = (
+        datamodule.batch_size * datamodule.block_size * trainer.accumulate_grad_batches * trainer.world_size
+    )
+    log.info(
+        "Model: %s, %.2fM parameters (%.2fM without embeddings). Tokens per optimizer step: %d "
+        "(batch %d x block %d x accumulation %d x %d device(s)).",
+        factory.describe(), counts["params/total"] / 1e6, counts["params/non_embedding"] / 1e6, tokens_per_step,
+        datamodule.batch_size, datamodule.block_size, trainer.accumulate_grad_batches, trainer.world_size,
+    )  # fmt: skip
+    for lg in loggers:
+        lg.log_hyperparams({**config, **counts, "tokens_per_step": tokens_per_step})
+
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = _float_metrics(trainer.callback_metrics)
+    summary: dict[str, Any] = {"output_dir": str(output_dir), **counts, "tokens_per_step": tokens_per_step}
+
+    if trainer.interrupted:
+        log.warning("Training was interrupted: no export is written; resume with ckpt_path=<run>/checkpoints/last.ckpt")
+        summary["status"] = "interrupted"
+        _write_metrics(trainer, output_dir, metrics, summary)
+        return metrics
+
+    checkpoint_cb = trainer.checkpoint_callback
+    if isinstance(checkpoint_cb, ModelCheckpoint) and checkpoint_cb.best_model_path:
+        summary["best_checkpoint"] = checkpoint_cb.best_model_path
+        if checkpoint_cb.best_model_score is not None:
+            metrics[f"best/{checkpoint_cb.monitor}"] = float(checkpoint_cb.best_model_score)
+        if cfg.export.get("weights", "best") == "best":
+            state = torch.load(checkpoint_cb.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+            log.info("Loaded the best weights (%s) for testing and export", checkpoint_cb.best_model_path)
+
+    if cfg.get("run_test") and "test" in datamodule.splits:
+        trainer.test(module, datamodule=datamodule)
+        metrics.update(_float_metrics(trainer.callback_metrics))
+
+    if cfg.export.get("enabled", True) and trainer.is_global_zero:
+        export_dir = output_dir / "export"
+        export_hf(module.model, tokenizer, export_dir, module_cls.HEAD, config, metrics)
+        summary["export_dir"] = str(export_dir)
+    summary["status"] = "completed"
+    _write_metrics(trainer, output_dir, metrics, summary)
+    return metrics
+
+
+def build_loggers(cfg: DictConfig, wandb_run_id: str | None = None) -> list:
+    loggers = []
+    for name, lg_cfg in (cfg.get("logger") or {}).items():
+        if not lg_cfg or "_target_" not in lg_cfg:
+            continue
+        extra = {"id": wandb_run_id} if name == "wandb" and wandb_run_id else {}
+        loggers.append(instantiate(lg_cfg, **extra))
+    return loggers
+
+
+def _wandb_run_id(loggers: list) -> str | None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            return str(lg.version) if lg.version else None
+    return None
+
+
+def _float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, torch.Tensor) and v.numel() == 1 or isinstance(v, (int, float)):
+            out[k] = float(v)
+    return out
+
+
+def _write_metrics(trainer, output_dir: Path, metrics: dict[str, float], summary: dict[str, Any]) -> None:
+    if trainer.is_global_zero:
+        atomic_write_json(output_dir / "metrics.json", {"metrics": metrics, **summary})
+        log.info("Metrics: %s", {k: round(v, 4) for k, v in sorted(metrics.items())})
