@@ -37,14 +37,33 @@ torch.set_num_threads(1)
 def _isolated_caches(tmp_path_factory):
     """Hub, datasets and W&B caches in a temporary folder, never in the user's home."""
     base = tmp_path_factory.mktemp("caches")
-    for var, sub in (("HF_HOME", "hf"), ("HF_DATASETS_CACHE", "datasets"), ("WANDB_DIR", "wandb"), ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config")):
+    for var, sub in (
+        ("HF_HOME", "hf"),
+        ("HF_DATASETS_CACHE", "datasets"),
+        ("WANDB_DIR", "wandb"),
+        ("WANDB_CACHE_DIR", "wandb-cache"),
+        ("WANDB_CONFIG_DIR", "wandb-config"),
+    ):
         os.environ[var] = str(base / sub)
     os.environ["LMLAB_ROOT"] = str(base / "root")
     yield
 
 
 # ------------------------------------------------------------------------------------------ Markov corpus
-WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"]
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+]
 PROBS = [0.6, 0.3, 0.1]  # each word is followed by one of 3 successors with these probabilities
 
 
@@ -101,14 +120,19 @@ def write_wikitext(data_dir: Path, texts: dict[str, str]) -> Path:
 @pytest.fixture(scope="session")
 def wikitext_dir(tmp_path_factory) -> Path:
     """A data dir in the official WikiText-2 release layout, filled with Markov-chain text (60 articles)."""
-    texts = {s: markov_text(n, seed=seed, title_every=25) for s, n, seed in (("train", 1500, 1), ("valid", 150, 2), ("test", 150, 3))}
+    texts = {
+        s: markov_text(n, seed=seed, title_every=25)
+        for s, n, seed in (("train", 1500, 1), ("valid", 150, 2), ("test", 150, 3))
+    }
     return write_wikitext(tmp_path_factory.mktemp("data"), texts)
 
 
 @pytest.fixture(scope="session")
 def topic_wikitext_dir(tmp_path_factory) -> Path:
     """The WikiText-2 layout filled with topic articles (see topic_text)."""
-    texts = {s: topic_text(n, seed=seed) for s, n, seed in (("train", 60, 1), ("valid", 6, 2), ("test", 6, 3))}
+    texts = {
+        s: topic_text(n, seed=seed) for s, n, seed in (("train", 60, 1), ("valid", 6, 2), ("test", 6, 3))
+    }
     return write_wikitext(tmp_path_factory.mktemp("topic_data"), texts)
 
 
@@ -153,3 +177,34 @@ TINY = [
 @pytest.fixture
 def tiny_overrides(wikitext_dir, tmp_path) -> list[str]:
     return [*TINY, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+
+
+class StopAtStep:
+    """A Lightning callback that ends training after `step` optimizer steps, as a kill would (tests only)."""
+
+    def __new__(cls, step: int):
+        from lightning.pytorch import Callback
+
+        class _Stop(Callback):
+            def on_train_batch_end(self, trainer, *args, **kwargs):
+                if trainer.global_step >= step:
+                    trainer.should_stop = True
+
+        return _Stop()
+
+
+@pytest.fixture(scope="session")
+def small_pretrained_gpt(tmp_path_factory) -> Path:
+    """A tiny GPT-2 saved with save_pretrained, with its own 300-token tokenizer: a stand-in for a hub model."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from lmlab.tokenization import TrainedTokenizer
+
+    folder = tmp_path_factory.mktemp("pretrained_gpt")
+    lines = iter([(line + "\n", False) for line in markov_text(200, seed=9).splitlines()])
+    tokenizer = TrainedTokenizer("bpe", vocab_size=300, min_frequency=1).train(lines)
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=256, vocab_size=300)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

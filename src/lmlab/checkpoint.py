@@ -42,7 +42,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 def checkpoint_metadata(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
     meta = ckpt.get(CHECKPOINT_KEY)
     if not meta:
-        raise CheckpointError(f"{path} was not written by lmlab (no '{CHECKPOINT_KEY}' entry); use an lmlab checkpoint")
+        raise CheckpointError(
+            f"{path} was not written by lmlab (no '{CHECKPOINT_KEY}' entry); use an lmlab checkpoint"
+        )
     return meta
 
 
@@ -83,7 +85,9 @@ def _from_lightning_checkpoint(path: Path):
     tied = set(getattr(model, "_tied_weights_keys", None) or [])
     missing = [k for k in missing if k not in tied]
     if missing or unexpected:
-        raise CheckpointError(f"{path}: weights do not match the saved model config (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise CheckpointError(
+            f"{path}: weights do not match the saved model config (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     model.tie_weights()
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in meta["tokenizer_files"].items():

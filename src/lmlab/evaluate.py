@@ -32,11 +32,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed)
     stage = cfg.split
     if stage not in cfg.data.splits or not cfg.data.splits[stage]:
-        raise ConfigError(f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(cfg.data.splits)})")
+        raise ConfigError(
+            f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(cfg.data.splits)})"
+        )
     model, tokenizer, head, train_config = load_model_for_eval(str(cfg.ckpt_path))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
 
-    context = cfg.context_length or (train_config.get("data") or {}).get("block_size") or max_positions(model.config)
+    context = (
+        cfg.context_length
+        or (train_config.get("data") or {}).get("block_size")
+        or max_positions(model.config)
+    )
     limit = max_positions(model.config)
     if context is None:
         raise ConfigError("set context_length: the model config states no maximum number of positions")
@@ -56,17 +62,38 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     if head == "causal_lm":
         result = sliding_window_perplexity(model, tokens, context, stride, cfg.batch_size, device)
-        metrics = {f"{stage}/ppl": result["ppl"], f"{stage}/loss": result["nll"], f"{stage}/tokens": result["tokens"]}
+        metrics = {
+            f"{stage}/ppl": result["ppl"],
+            f"{stage}/loss": result["nll"],
+            f"{stage}/tokens": result["tokens"],
+        }
         method = f"sliding window: context {context}, stride {stride}, {int(result['windows'])} windows"
     elif head == "masked_lm":
-        metrics = masked_lm_loss(model, tokenizer, tokens, context, cfg.batch_size, device, cfg.mlm_probability, cfg.mask_seed, stage)
+        metrics = masked_lm_loss(
+            model,
+            tokenizer,
+            tokens,
+            context,
+            cfg.batch_size,
+            device,
+            cfg.mlm_probability,
+            cfg.mask_seed,
+            stage,
+        )
         method = f"masked LM: {cfg.mlm_probability:.0%} of tokens masked (seed {cfg.mask_seed}), blocks of {context}"
     else:
         raise ConfigError(f"evaluate.py computes perplexity for causal_lm and masked_lm heads, not {head!r}")
     seconds = time.perf_counter() - start
     metrics[f"{stage}/tokens_per_sec"] = metrics[f"{stage}/tokens"] / max(seconds, 1e-9)
 
-    log.info("%s perplexity of %s on %s: %.3f (%s)", stage, cfg.ckpt_path, datamodule.source.describe(datamodule.splits[stage]), metrics[f"{stage}/ppl"], method)
+    log.info(
+        "%s perplexity of %s on %s: %.3f (%s)",
+        stage,
+        cfg.ckpt_path,
+        datamodule.source.describe(datamodule.splits[stage]),
+        metrics[f"{stage}/ppl"],
+        method,
+    )
     output_dir = Path(cfg.paths.output_dir)
     summary = {
         "metrics": metrics,
@@ -88,7 +115,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def masked_lm_loss(model, tokenizer, tokens, block: int, batch_size: int, device: str, probability: float, seed: int, stage: str) -> dict[str, float]:
+def masked_lm_loss(
+    model,
+    tokenizer,
+    tokens,
+    block: int,
+    batch_size: int,
+    device: str,
+    probability: float,
+    seed: int,
+    stage: str,
+) -> dict[str, float]:
     """Loss over randomly masked tokens of non-overlapping blocks, with a fixed seed (not comparable to CLM ppl)."""
     model.eval().to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -97,10 +134,16 @@ def masked_lm_loss(model, tokenizer, tokens, block: int, batch_size: int, device
     nll_sum, n = 0.0, 0
     for i in range(0, n_blocks, batch_size):
         rows = range(i, min(i + batch_size, n_blocks))
-        ids = torch.stack([torch.as_tensor(tokens[r * block : (r + 1) * block].astype("int64")) for r in rows]).to(device)
-        inputs, labels = mask_tokens(ids, tokenizer.mask_token_id, len(tokenizer), special, probability, generator=generator)
+        ids = torch.stack(
+            [torch.as_tensor(tokens[r * block : (r + 1) * block].astype("int64")) for r in rows]
+        ).to(device)
+        inputs, labels = mask_tokens(
+            ids, tokenizer.mask_token_id, len(tokenizer), special, probability, generator=generator
+        )
         logits = model(input_ids=inputs).logits
-        nll_sum += torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum").item()
+        nll_sum += torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum"
+        ).item()
         n += int((labels != -100).sum())
     if n == 0:
         raise ConfigError(f"the {stage} split has fewer than one block of {block} tokens")

@@ -165,14 +165,18 @@ class ModelFactory:
                         "(tokenizer=pretrained tokenizer.name_or_path=<same as model.pretrained>) or set "
                         "model.resize_token_embeddings=true to add rows on purpose."
                     )
-                log.warning("Resizing the token embeddings of %s from %d to %d rows", self.pretrained, rows, n_tokens)
+                log.warning(
+                    "Resizing the token embeddings of %s from %d to %d rows", self.pretrained, rows, n_tokens
+                )
                 model.resize_token_embeddings(n_tokens)
         else:
             multiple = self.pad_vocab_multiple
             config.vocab_size = (n_tokens + multiple - 1) // multiple * multiple
             model = auto_cls.from_config(config, **kwargs)
         set_special_token_ids(model, tokenizer)
-        return model
+        # from_pretrained returns the model in eval mode, and Lightning keeps submodule modes as they are:
+        # without this, a fine-tuned pretrained model would silently train without dropout.
+        return model.train()
 
 
 def set_special_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:

@@ -42,19 +42,31 @@ class GivenTokenizer(TokenizerSpec):
     def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
         self.tokenizer = tokenizer
 
-    def load(self, source: TextSource, train_split: str | None, cache_dir: str | Path) -> PreTrainedTokenizerBase:
+    def load(
+        self, source: TextSource, train_split: str | None, cache_dir: str | Path
+    ) -> PreTrainedTokenizerBase:
         return self.tokenizer
 
 
 class PretrainedTokenizer(TokenizerSpec):
     """``AutoTokenizer.from_pretrained(name_or_path)``: a hub name or a local folder (e.g. an lmlab export)."""
 
-    def __init__(self, name_or_path: str, revision: str | None = None, trust_remote_code: bool = False) -> None:
+    def __init__(
+        self, name_or_path: str, revision: str | None = None, trust_remote_code: bool = False
+    ) -> None:
         if not name_or_path:
-            raise ConfigError("tokenizer.name_or_path is empty: set it to a hub name or a local tokenizer folder")
-        self.name_or_path, self.revision, self.trust_remote_code = str(name_or_path), revision, trust_remote_code
+            raise ConfigError(
+                "tokenizer.name_or_path is empty: set it to a hub name or a local tokenizer folder"
+            )
+        self.name_or_path, self.revision, self.trust_remote_code = (
+            str(name_or_path),
+            revision,
+            trust_remote_code,
+        )
 
-    def load(self, source: TextSource, train_split: str | None, cache_dir: str | Path) -> PreTrainedTokenizerBase:
+    def load(
+        self, source: TextSource, train_split: str | None, cache_dir: str | Path
+    ) -> PreTrainedTokenizerBase:
         from lmlab.models import load_pretrained_or_explain
 
         return load_pretrained_or_explain(
@@ -78,9 +90,13 @@ class TrainedTokenizer(TokenizerSpec):
         max_lines: int | None = None,
     ) -> None:
         if kind not in ("bpe", "wordpiece"):
-            raise ConfigError(f"tokenizer.kind={kind!r} must be 'bpe' (causal LMs) or 'wordpiece' (masked LMs)")
+            raise ConfigError(
+                f"tokenizer.kind={kind!r} must be 'bpe' (causal LMs) or 'wordpiece' (masked LMs)"
+            )
         if vocab_size < 300:
-            raise ConfigError(f"tokenizer.vocab_size={vocab_size} is too small; use at least 300 (256 bytes + merges)")
+            raise ConfigError(
+                f"tokenizer.vocab_size={vocab_size} is too small; use at least 300 (256 bytes + merges)"
+            )
         self.kind, self.vocab_size, self.min_frequency = kind, vocab_size, min_frequency
         self.lowercase, self.max_lines = lowercase, max_lines
 
@@ -89,15 +105,24 @@ class TrainedTokenizer(TokenizerSpec):
         digest = hashlib.sha256(f"{settings}|{source.fingerprint(train_split)}".encode()).hexdigest()[:16]
         return f"{self.kind}-{self.vocab_size}-{digest}"
 
-    def load(self, source: TextSource, train_split: str | None, cache_dir: str | Path) -> PreTrainedTokenizerBase:
+    def load(
+        self, source: TextSource, train_split: str | None, cache_dir: str | Path
+    ) -> PreTrainedTokenizerBase:
         if not train_split:
-            raise ConfigError("a tokenizer trained on the corpus needs a training split: set data.splits.train")
+            raise ConfigError(
+                "a tokenizer trained on the corpus needs a training split: set data.splits.train"
+            )
         folder = Path(cache_dir) / "tokenizers" / self.cache_key(source, train_split)
         folder.parent.mkdir(parents=True, exist_ok=True)
         # One process trains, the others (DDP ranks, parallel sweep jobs) wait and reuse its result.
         with FileLock(str(folder) + ".lock"):
             if not (folder / "tokenizer.json").is_file():
-                log.info("Training a %s tokenizer (vocab %d) on %s", self.kind, self.vocab_size, source.describe(train_split))
+                log.info(
+                    "Training a %s tokenizer (vocab %d) on %s",
+                    self.kind,
+                    self.vocab_size,
+                    source.describe(train_split),
+                )
                 tokenizer = self.train(source.iter_lines(train_split))
                 atomic_write_dir(folder, tokenizer.save_pretrained)
                 log.info("Saved the tokenizer to %s", folder)

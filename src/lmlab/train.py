@@ -80,7 +80,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {"output_dir": str(output_dir), **counts, "tokens_per_step": tokens_per_step}
 
     if trainer.interrupted:
-        log.warning("Training was interrupted: no export is written; resume with ckpt_path=<run>/checkpoints/last.ckpt")
+        log.warning(
+            "Training was interrupted: no export is written; resume with ckpt_path=<run>/checkpoints/last.ckpt"
+        )
         summary["status"] = "interrupted"
         _write_metrics(trainer, output_dir, metrics, summary)
         return metrics
@@ -91,7 +93,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if checkpoint_cb.best_model_score is not None:
             metrics[f"best/{checkpoint_cb.monitor}"] = float(checkpoint_cb.best_model_score)
         if cfg.export.get("weights", "best") == "best":
-            state = torch.load(checkpoint_cb.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
+            state = torch.load(checkpoint_cb.best_model_path, map_location="cpu", weights_only=True)[
+                "state_dict"
+            ]
             module.load_state_dict(state)
             log.info("Loaded the best weights (%s) for testing and export", checkpoint_cb.best_model_path)
 

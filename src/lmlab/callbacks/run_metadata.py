@@ -57,8 +57,11 @@ class RunMetadata(Callback):
         self.head = head
         self.tokenizer_files = tokenizer_files(tokenizer)
         self.wandb_run_id: str | None = None
+        self._rng_to_restore: dict[str, Any] | None = None
 
-    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_save_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         checkpoint[CHECKPOINT_KEY] = {
             "config": self.config,
             "head": self.head,
@@ -68,8 +71,19 @@ class RunMetadata(Callback):
             "rng_states": collect_rng_states(),
         }
 
-    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+    def on_load_checkpoint(
+        self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
         meta = checkpoint.get(CHECKPOINT_KEY) or {}
         if meta.get("rng_states") is not None and trainer.world_size == 1:
             # Per-rank states are not stored; with several ranks each keeps its seeded stream instead.
-            restore_rng_states(meta["rng_states"])
+            self._rng_to_restore = meta["rng_states"]
+
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        # Restored just before the first step after a resume, not at load time: creating the data
+        # iterator in between draws from the global generator, which the uninterrupted run did earlier.
+        if self._rng_to_restore is not None:
+            restore_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None

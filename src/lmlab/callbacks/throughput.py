@@ -30,7 +30,9 @@ class Throughput(Callback):
         self._window_start: float | None = None
         self._paused_at: float | None = None
 
-    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._window_start is None:
             self._window_start = time.perf_counter()
 

@@ -209,7 +209,11 @@ class TextFilesSource(TextSource):
                 raise DataError(
                     f"data.source.files has no {key!r} entry (it has {sorted(self.patterns)}); add "
                     f"data.source.files.{key}=<file or glob>"
-                    + (" or set data.source.val_fraction=0.05 to hold out training documents" if key == "validation" else "")
+                    + (
+                        " or set data.source.val_fraction=0.05 to hold out training documents"
+                        if key == "validation"
+                        else ""
+                    )
                 )
             paths: list[Path] = []
             for pattern in self.patterns[key]:
@@ -272,7 +276,9 @@ class TextFilesSource(TextSource):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+                raise DataError(
+                    f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object"
+                ) from None
             if not isinstance(record, dict) or self.text_field not in record:
                 found = sorted(record) if isinstance(record, dict) else type(record).__name__
                 raise DataError(
@@ -323,4 +329,3 @@ class HubTextSource(TextSource):
             text = row[self.text_field]
             if text and text.strip():
                 yield from _as_doc(text.splitlines(keepends=True))
-

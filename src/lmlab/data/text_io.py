@@ -48,7 +48,9 @@ def read_lines(path: str | Path, encoding_errors: str = "strict") -> Iterator[st
                 line += "\n"
             yield line.removeprefix("\ufeff") if lineno == 1 else line
     if n_bad:
-        log.warning("%s: %d line(s) had invalid UTF-8, decoded with U+FFFD replacement characters", path, n_bad)
+        log.warning(
+            "%s: %d line(s) had invalid UTF-8, decoded with U+FFFD replacement characters", path, n_bad
+        )
 
 
 def check_file(path: str | Path, what: str) -> Path:

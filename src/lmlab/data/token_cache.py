@@ -33,7 +33,9 @@ CACHE_VERSION = 1
 BATCH_LINES = 4096
 
 
-def token_cache_dir(cache_dir: str | Path, source: TextSource, split: str, tokenizer: PreTrainedTokenizerBase) -> Path:
+def token_cache_dir(
+    cache_dir: str | Path, source: TextSource, split: str, tokenizer: PreTrainedTokenizerBase
+) -> Path:
     key = f"{CACHE_VERSION}|{source.fingerprint(split)}|{tokenizer_fingerprint(tokenizer)}|{document_separator_id(tokenizer)}"
     return Path(cache_dir) / "tokens" / hashlib.sha256(key.encode()).hexdigest()[:20]
 
@@ -66,7 +68,10 @@ def build_token_cache(
                     n_docs += sum(ends)
                     n_lines += len(ids)
             if n_tokens == 0:
-                raise DataError(f"the {split} split ({source.describe(split)}) holds no text")
+                raise DataError(
+                    f"the {split} split ({source.describe(split)}) holds no text; give it text, or check "
+                    "data.splits and the source settings (e.g. data.source.doc_boundary, data.source.val_fraction)"
+                )
             os.replace(tmp, folder / "tokens.bin")
         finally:
             tmp.unlink(missing_ok=True)

@@ -71,4 +71,9 @@ def sliding_window_perplexity(
             ).item()
             n_scored += int((targets != -100).sum())
     nll = nll_sum / n_scored
-    return {"ppl": math.exp(min(nll, 80.0)), "nll": nll, "tokens": float(n_scored), "windows": float(len(windows))}
+    return {
+        "ppl": math.exp(min(nll, 80.0)),
+        "nll": nll,
+        "tokens": float(n_scored),
+        "windows": float(len(windows)),
+    }

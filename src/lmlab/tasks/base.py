@@ -57,7 +57,9 @@ class TaskModule(LightningModule):
         optimizer = self.optimizer_factory(params=param_groups(self.model, weight_decay))
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(
+            optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def should_log_step(self) -> bool:

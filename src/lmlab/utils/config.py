@@ -15,7 +15,18 @@ from lmlab.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-PRINT_ORDER = ("data", "tokenizer", "model", "task", "optimizer", "scheduler", "trainer", "callbacks", "logger", "paths")
+PRINT_ORDER = (
+    "data",
+    "tokenizer",
+    "model",
+    "task",
+    "optimizer",
+    "scheduler",
+    "trainer",
+    "callbacks",
+    "logger",
+    "paths",
+)
 
 
 def resolve(cfg: DictConfig) -> dict[str, Any]:
@@ -44,7 +55,9 @@ def print_config_tree(cfg: DictConfig, order: Sequence[str] = PRINT_ORDER) -> No
         else:
             top[key] = value
     if top:
-        tree.add("run", style="bold").add(rich.syntax.Syntax(OmegaConf.to_yaml(OmegaConf.create(top)), "yaml"))
+        tree.add("run", style="bold").add(
+            rich.syntax.Syntax(OmegaConf.to_yaml(OmegaConf.create(top)), "yaml")
+        )
     rich.print(tree)
 
 

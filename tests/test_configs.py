@@ -1,0 +1,69 @@
+"""Every shipped recipe composes, instantiates and trains a couple of steps; every preset builds."""
+
+import pytest
+from conftest import CONF, compose
+from hydra.utils import instantiate
+
+from lmlab.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+
+def test_the_required_recipes_exist():
+    assert {"clm_wikitext2", "mlm_wikitext2", "clm_continue", "clm_text_files"} <= set(EXPERIMENTS)
+
+
+def test_default_is_the_clm_wikitext2_recipe(tmp_path):
+    default = compose([], tmp_path)
+    explicit = compose(["experiment=clm_wikitext2"], tmp_path)
+    for group in ("data", "tokenizer", "model", "task", "optimizer", "scheduler", "trainer"):
+        assert default[group] == explicit[group], group
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_trains(experiment, tiny_overrides, tmp_path, wikitext_dir, small_pretrained_gpt):
+    overrides = [f"experiment={experiment}", *tiny_overrides]
+    if experiment.startswith("mlm"):
+        overrides = [o if o != "model=gpt_tiny" else "model=bert_tiny" for o in overrides]
+    if experiment == "clm_continue":
+        overrides = [o for o in overrides if not o.startswith(("model=", "tokenizer."))]
+        overrides += [f"model.pretrained={small_pretrained_gpt}"]
+    if experiment == "clm_text_files":
+        overrides += [
+            f"data.source.files.train={wikitext_dir}/wikitext-2/wiki.train.tokens",
+            "data.source.doc_boundary=line",
+        ]
+    cfg = compose(overrides, tmp_path / "run")
+    metrics = train(cfg)
+    assert metrics["val/loss"] > 0
+    run = tmp_path / "run"
+    assert (run / "config_resolved.yaml").is_file()
+    assert (run / "export" / "config.json").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize(
+    ("preset", "head", "vocab", "expected"),
+    [
+        ("gpt_small", "causal_lm", 8192, None),
+        ("bert_small", "masked_lm", 8192, None),
+        # the published sizes of GPT-2 small and BERT-base (base models, with their own vocabularies)
+        ("gpt2_124m", "causal_lm", 50257, 124_439_808),
+        ("bert_base", "masked_lm", 30522, 109_482_240),
+    ],
+)
+def test_model_presets(preset, head, vocab, expected, tmp_path):
+    from transformers import AutoModel
+
+    factory = instantiate(compose([f"model={preset}"], tmp_path).model)
+    factory.check(head, block_size=128)
+    config = factory.hf_config()
+    config.vocab_size = vocab
+    n_params = sum(p.numel() for p in AutoModel.from_config(config).parameters())
+    if expected is not None:
+        assert n_params == expected
+
+
+def test_evaluate_config_composes(tmp_path):
+    cfg = compose(["ckpt_path=x"], tmp_path, config_name="evaluate")
+    assert cfg.split == "test" and cfg.data.splits.test == "test"
