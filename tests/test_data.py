@@ -40,7 +40,7 @@ def test_crlf_bom_gzip_and_missing_final_newline(tmp_path):
 def test_wikitext_articles_end_before_each_title():
     lines = [" \n", " = A = \n", " text a \n", " = = Sub = = \n", " more a \n", " = B = \n", " text b \n"]
     ends = [end for _, end in wikitext_documents(lines)]
-    assert ends == [True, False, False, False, True, False, True]
+    assert ends == [False, False, False, False, True, False, True]
 
 
 @pytest.mark.parametrize("layout", ["wiki.{split}.tokens", "{split}.txt"])

@@ -62,10 +62,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     if head == "causal_lm":
         result = sliding_window_perplexity(model, tokens, context, stride, cfg.batch_size, device)
+        n_words = count_words(datamodule.source.iter_lines(datamodule.splits[stage]))
         metrics = {
             f"{stage}/ppl": result["ppl"],
             f"{stage}/loss": result["nll"],
             f"{stage}/tokens": result["tokens"],
+            # Per word (whitespace-separated, plus one end-of-line per line, the WikiText convention;
+            # 245,569 for the WikiText-2 test split):
+            # comparable across tokenizers, unlike the per-token perplexity.
+            f"{stage}/word_ppl": math.exp(min(result["nll"] * result["tokens"] / max(n_words, 1), 80.0)),
+            f"{stage}/words": float(n_words),
         }
         method = f"sliding window: context {context}, stride {stride}, {int(result['windows'])} windows"
     elif head == "masked_lm":
@@ -112,6 +118,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         lg.log_metrics(metrics)
         lg.finalize("success")
     return metrics
+
+
+def count_words(lines) -> int:
+    """Whitespace-separated words plus one end-of-line per line: how WikiText counts its tokens."""
+    return sum(len(line.split()) + 1 for line, _ in lines)
 
 
 @torch.no_grad()

@@ -72,11 +72,16 @@ _WIKITEXT_NAMES = ("wikitext-2", "wikitext-103")
 
 
 def wikitext_documents(lines: Iterable[str]) -> Lines:
-    """Mark article ends in WikiText: an article ends right before the next top-level ' = Title = ' line."""
+    """Mark article ends in WikiText: an article ends right before the next top-level ' = Title = ' line
+    (blank lines before the first title belong to the first article)."""
     prev: str | None = None
+    has_text = False
     for line in lines:
         if prev is not None:
-            yield prev, bool(_WIKITEXT_TITLE.match(line.rstrip("\n")))
+            has_text = has_text or bool(prev.strip())
+            end = has_text and bool(_WIKITEXT_TITLE.match(line.rstrip("\n")))
+            yield prev, end
+            has_text = has_text and not end
         prev = line
     if prev is not None:
         yield prev, True

@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lmlab.data.sources import Lines, TextSource
 from lmlab.errors import DataError
-from lmlab.tokenization import document_separator_id, tokenizer_fingerprint
+from lmlab.tokenization import document_separator_id, rust_tokenizer_threads, tokenizer_fingerprint
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def build_token_cache(
         tmp = folder / f"tokens.bin.tmp-{os.getpid()}"
         n_tokens = n_docs = n_lines = 0
         try:
-            with open(tmp, "wb") as f:
+            with rust_tokenizer_threads(), open(tmp, "wb") as f:
                 for ids, ends in _encode_batches(source.iter_lines(split), tokenizer, num_proc):
                     chunk = _join(ids, ends, separator, dtype)
                     chunk.tofile(f)
@@ -99,12 +99,11 @@ def load_tokens(folder: str | Path) -> np.memmap:
 
 
 def _join(ids: list[list[int]], ends: list[bool], separator: int, dtype) -> np.ndarray:
-    flat: list[int] = []
-    for line_ids, end in zip(ids, ends, strict=True):
-        flat.extend(line_ids)
-        if end:
-            flat.append(separator)
-    return np.asarray(flat, dtype=dtype)
+    """Concatenate the lines' ids, with the separator after each line that ends a document."""
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
+    doc_ends = np.cumsum(lengths)[np.asarray(ends, dtype=bool)]
+    return np.insert(flat, doc_ends, separator)
 
 
 def _line_batches(lines: Lines) -> Iterator[tuple[list[str], list[bool]]]:
