@@ -66,4 +66,6 @@ def test_model_presets(preset, head, vocab, expected, tmp_path):
 
 def test_evaluate_config_composes(tmp_path):
     cfg = compose(["ckpt_path=x"], tmp_path, config_name="evaluate")
-    assert cfg.split == "test" and cfg.data.splits.test == "test"
+    assert cfg.split == "test" and cfg.get("data") is None  # the training data, read from the checkpoint
+    cfg = compose(["ckpt_path=x", "data=wikitext2"], tmp_path, config_name="evaluate")
+    assert cfg.data.splits.test == "test"

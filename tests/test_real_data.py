@@ -6,7 +6,8 @@ import pytest
 from conftest import SHARED_DATA, TINY, compose
 
 from lmlab.data.sources import WikiTextSource
-from lmlab.evaluate import count_words, evaluate
+from lmlab.evaluate import evaluate
+from lmlab.evaluation.lm import count_words
 from lmlab.train import train
 
 WIKITEXT = SHARED_DATA / "wikitext-2"

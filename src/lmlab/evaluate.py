@@ -1,162 +1,71 @@
-"""The evaluation stage: perplexity of any checkpoint, export or hub model on a data split."""
+"""The evaluation stage: load any checkpoint, export or hub model and evaluate it with the metrics of its head."""
 
 from __future__ import annotations
 
 import logging
-import math
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
 
 from lmlab.checkpoint import load_model_for_eval
 from lmlab.errors import ConfigError
-from lmlab.metrics.perplexity import sliding_window_perplexity
-from lmlab.models import max_positions
-from lmlab.tasks.masking import mask_tokens
-from lmlab.tokenization import GivenTokenizer
+from lmlab.evaluation.lm import evaluate_language_model
 from lmlab.train import build_loggers
 from lmlab.utils.config import print_config_tree, resolve
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
+# kind -> evaluator(cfg, data_cfg, model, tokenizer, head, train_config, device) -> (metrics, summary).
+# The kind is `evaluation=` if given, else the EVALUATION of the task the model was trained with, else by head.
+EVALUATORS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
+    "language_model": evaluate_language_model,
+}
+KIND_BY_HEAD = {"causal_lm": "language_model", "masked_lm": "language_model"}
+
+
+def evaluation_kind(cfg: DictConfig, head: str, train_config: dict[str, Any]) -> str:
+    if cfg.get("evaluation"):
+        kind = cfg.evaluation
+    elif (train_config.get("task") or {}).get("_target_"):
+        kind = getattr(get_class(train_config["task"]["_target_"]), "EVALUATION", None) or KIND_BY_HEAD.get(
+            head
+        )
+    else:
+        kind = KIND_BY_HEAD.get(head)
+    if kind not in EVALUATORS:
+        raise ConfigError(f"evaluation={kind!r} is not one of {sorted(EVALUATORS)} (model head: {head})")
+    return kind
+
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.ckpt_path``; write ``metrics.json`` in the run folder, log it, return the metrics."""
     print_config_tree(cfg)
     config = resolve(cfg)
     L.seed_everything(cfg.seed)
-    stage = cfg.split
-    if stage not in cfg.data.splits or not cfg.data.splits[stage]:
+    model, tokenizer, head, train_config = load_model_for_eval(str(cfg.ckpt_path), cfg.get("head"))
+    kind = evaluation_kind(cfg, head, train_config)
+    # The data: given on the command line (data=...), else the data the model was trained on.
+    data_cfg = cfg.get("data") or OmegaConf.create(train_config.get("data") or {})
+    if not data_cfg:
         raise ConfigError(
-            f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(cfg.data.splits)})"
+            f"ckpt_path={cfg.ckpt_path} carries no training config (a hub model?), so the data to evaluate on "
+            "is unknown: choose it, e.g. data=wikitext2"
         )
-    model, tokenizer, head, train_config = load_model_for_eval(str(cfg.ckpt_path))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    metrics, summary = EVALUATORS[kind](cfg, data_cfg, model, tokenizer, head, train_config, device)
 
-    context = (
-        cfg.context_length
-        or (train_config.get("data") or {}).get("block_size")
-        or max_positions(model.config)
+    atomic_write_json(
+        Path(cfg.paths.output_dir) / "metrics.json",
+        {"metrics": metrics, "ckpt_path": str(cfg.ckpt_path), "head": head, "evaluation": kind, **summary},
     )
-    limit = max_positions(model.config)
-    if context is None:
-        raise ConfigError("set context_length: the model config states no maximum number of positions")
-    if limit is not None and context > limit:
-        raise ConfigError(f"context_length={context} is larger than the model's maximum positions ({limit})")
-    stride = cfg.stride or max(context // 2, 1)
-
-    data_cfg = cfg.data.copy()
-    with open_dict(data_cfg):
-        data_cfg.splits = {stage: cfg.data.splits[stage]}  # only the evaluated split is read
-        data_cfg.block_size = context
-    datamodule = instantiate(data_cfg, tokenizer=GivenTokenizer(tokenizer))
-    datamodule.check()
-    datamodule.prepare_data()
-    tokens = datamodule.tokens(stage)
-
-    start = time.perf_counter()
-    if head == "causal_lm":
-        result = sliding_window_perplexity(model, tokens, context, stride, cfg.batch_size, device)
-        n_words = count_words(datamodule.source.iter_lines(datamodule.splits[stage]))
-        metrics = {
-            f"{stage}/ppl": result["ppl"],
-            f"{stage}/loss": result["nll"],
-            f"{stage}/tokens": result["tokens"],
-            # Per word (whitespace-separated, plus one end-of-line per line, the WikiText convention;
-            # 245,569 for the WikiText-2 test split):
-            # comparable across tokenizers, unlike the per-token perplexity.
-            f"{stage}/word_ppl": math.exp(min(result["nll"] * result["tokens"] / max(n_words, 1), 80.0)),
-            f"{stage}/words": float(n_words),
-        }
-        method = f"sliding window: context {context}, stride {stride}, {int(result['windows'])} windows"
-    elif head == "masked_lm":
-        metrics = masked_lm_loss(
-            model,
-            tokenizer,
-            tokens,
-            context,
-            cfg.batch_size,
-            device,
-            cfg.mlm_probability,
-            cfg.mask_seed,
-            stage,
-        )
-        method = f"masked LM: {cfg.mlm_probability:.0%} of tokens masked (seed {cfg.mask_seed}), blocks of {context}"
-    else:
-        raise ConfigError(f"evaluate.py computes perplexity for causal_lm and masked_lm heads, not {head!r}")
-    seconds = time.perf_counter() - start
-    metrics[f"{stage}/tokens_per_sec"] = metrics[f"{stage}/tokens"] / max(seconds, 1e-9)
-
-    log.info(
-        "%s perplexity of %s on %s: %.3f (%s)",
-        stage,
-        cfg.ckpt_path,
-        datamodule.source.describe(datamodule.splits[stage]),
-        metrics[f"{stage}/ppl"],
-        method,
-    )
-    output_dir = Path(cfg.paths.output_dir)
-    summary = {
-        "metrics": metrics,
-        "ckpt_path": str(cfg.ckpt_path),
-        "head": head,
-        "split": stage,
-        "data": datamodule.source.describe(datamodule.splits[stage]),
-        "context_length": context,
-        "stride": stride if head == "causal_lm" else context,
-        "method": method,
-        "seconds": round(seconds, 3),
-    }
-    atomic_write_json(output_dir / "metrics.json", summary)
     for lg in build_loggers(cfg):
-        lg.log_hyperparams({**config, "method": method})
+        lg.log_hyperparams({**config, "evaluation": summary})
         lg.log_metrics(metrics)
         lg.finalize("success")
     return metrics
-
-
-def count_words(lines) -> int:
-    """Whitespace-separated words plus one end-of-line per line: how WikiText counts its tokens."""
-    return sum(len(line.split()) + 1 for line, _ in lines)
-
-
-@torch.no_grad()
-def masked_lm_loss(
-    model,
-    tokenizer,
-    tokens,
-    block: int,
-    batch_size: int,
-    device: str,
-    probability: float,
-    seed: int,
-    stage: str,
-) -> dict[str, float]:
-    """Loss over randomly masked tokens of non-overlapping blocks, with a fixed seed (not comparable to CLM ppl)."""
-    model.eval().to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    special = torch.tensor(tokenizer.all_special_ids)
-    n_blocks = len(tokens) // block
-    nll_sum, n = 0.0, 0
-    for i in range(0, n_blocks, batch_size):
-        rows = range(i, min(i + batch_size, n_blocks))
-        ids = torch.stack(
-            [torch.as_tensor(tokens[r * block : (r + 1) * block].astype("int64")) for r in rows]
-        ).to(device)
-        inputs, labels = mask_tokens(
-            ids, tokenizer.mask_token_id, len(tokenizer), special, probability, generator=generator
-        )
-        logits = model(input_ids=inputs).logits
-        nll_sum += torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum"
-        ).item()
-        n += int((labels != -100).sum())
-    if n == 0:
-        raise ConfigError(f"the {stage} split has fewer than one block of {block} tokens")
-    loss = nll_sum / n
-    return {f"{stage}/ppl": math.exp(min(loss, 80.0)), f"{stage}/loss": loss, f"{stage}/tokens": float(n)}

@@ -16,6 +16,8 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -27,7 +29,12 @@ from lmlab.utils.network import hub_offline_reason
 log = logging.getLogger(__name__)
 
 # The model head each task needs. Later stages add theirs (sequence classification, seq2seq).
-HEADS: dict[str, Any] = {"causal_lm": AutoModelForCausalLM, "masked_lm": AutoModelForMaskedLM}
+HEADS: dict[str, Any] = {
+    "causal_lm": AutoModelForCausalLM,
+    "masked_lm": AutoModelForMaskedLM,
+    "sequence_classification": AutoModelForSequenceClassification,
+    "seq2seq_lm": AutoModelForSeq2SeqLM,
+}
 
 _MAX_POSITION_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len")
 
@@ -120,8 +127,8 @@ class ModelFactory:
                     raise ConfigError(f"model.model_type={self.model_type!r}: {e}") from None
         return self._config
 
-    def check(self, head: str, block_size: int | None) -> None:
-        """Cheap checks before data preparation: the head exists for this architecture, the block fits."""
+    def check(self, head: str, block_size: int | None, length_field: str = "data.block_size") -> None:
+        """Cheap checks before data preparation: the head exists for this architecture, the sequences fit."""
         config = self.hf_config()
         if head not in HEADS:
             raise ConfigError(f"unknown model head {head!r}; known: {sorted(HEADS)}")
@@ -134,28 +141,37 @@ class ModelFactory:
         limit = max_positions(config)
         if block_size is not None and limit is not None and block_size > limit:
             raise ConfigError(
-                f"data.block_size={block_size} is larger than the model's maximum positions ({limit}, model "
-                f"{self.describe()!r}). Lower data.block_size, or for a model built from scratch raise its "
+                f"{length_field}={block_size} is larger than the model's maximum positions ({limit}, model "
+                f"{self.describe()!r}). Lower {length_field}, or for a model built from scratch raise its "
                 f"position limit (e.g. model.config.n_positions={block_size})."
             )
 
-    def build(self, head: str, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
+    def build(
+        self, head: str, tokenizer: PreTrainedTokenizerBase, head_config: dict[str, Any] | None = None
+    ) -> PreTrainedModel:
+        """Make the model. ``head_config`` sets task fields of the config first (``num_labels``, ``id2label``,
+        ``problem_type``, ...); a pretrained head of another shape is re-initialized, and the log says so."""
         config = self.hf_config()
+        for key, value in (head_config or {}).items():
+            setattr(config, key, value)
         auto_cls = HEADS[head]
         n_tokens = len(tokenizer)
         kwargs: dict[str, Any] = {}
         if self.attn_implementation:
             kwargs["attn_implementation"] = self.attn_implementation
         if self.pretrained:
-            model = load_pretrained_or_explain(
+            model, info = load_pretrained_or_explain(
                 auto_cls.from_pretrained,
                 self.pretrained,
                 "model.pretrained",
                 config=config,
                 revision=self.revision,
                 trust_remote_code=self.trust_remote_code,
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
                 **kwargs,
             )
+            _report_new_weights(self.pretrained, info)
             rows = model.get_input_embeddings().num_embeddings
             if n_tokens > rows:
                 if not self.resize_token_embeddings:
@@ -177,6 +193,22 @@ class ModelFactory:
         # from_pretrained returns the model in eval mode, and Lightning keeps submodule modes as they are:
         # without this, a fine-tuned pretrained model would silently train without dropout.
         return model.train()
+
+
+def _report_new_weights(name: str, info: dict[str, Any]) -> None:
+    """Say which weights were not taken from the checkpoint (a new task head, or one of another shape)."""
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        shapes = ", ".join(f"{k} {tuple(old)} -> {tuple(new)}" for k, old, new in list(mismatched)[:4])
+        log.warning(
+            "%s: re-initialized %d weight(s) whose shape differs from the checkpoint, on purpose (a task head "
+            "with another number of labels): %s", name, len(mismatched), shapes,
+        )  # fmt: skip
+    missing = [k for k in info.get("missing_keys") or [] if k not in {m[0] for m in mismatched}]
+    if missing:
+        log.info(
+            "%s: newly initialized weights (not in the checkpoint): %s", name, ", ".join(sorted(missing)[:8])
+        )
 
 
 def set_special_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:

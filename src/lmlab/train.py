@@ -10,6 +10,7 @@ import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig
 
 from lmlab.callbacks.run_metadata import RunMetadata
@@ -41,13 +42,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("data.splits.train is not set: name the source split to train on")
     factory = instantiate(cfg.model)
     datamodule.check()
-    factory.check(module_cls.HEAD, datamodule.block_size)
+    factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
 
     # Tokenizer (trained once and cached), token caches (once per machine), then the model.
     tokenizer = datamodule.prepare_tokenizer()
     module_cls.check_tokenizer(tokenizer)
     datamodule.prepare_data()
-    model = factory.build(module_cls.HEAD, tokenizer)
+    # Task-specific fields of the model config (e.g. num_labels), known once the data is read.
+    head_config = datamodule.head_config() if hasattr(datamodule, "head_config") else None
+    model = factory.build(module_cls.HEAD, tokenizer, head_config)
     module = instantiate(
         cfg.task,
         model=model,
@@ -99,9 +102,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             module.load_state_dict(state)
             log.info("Loaded the best weights (%s) for testing and export", checkpoint_cb.best_model_path)
 
-    if cfg.get("run_test") and "test" in datamodule.splits:
+    if cfg.get("run_test") and _has_stage(datamodule, "test"):
         trainer.test(module, datamodule=datamodule)
         metrics.update(_float_metrics(trainer.callback_metrics))
+    # Predictions on unlabeled data (e.g. GLUE test sets): the module writes them in on_predict_epoch_end.
+    if cfg.get("run_predict", True) and _has_stage(datamodule, "predict"):
+        trainer.predict(module, datamodule=datamodule, return_predictions=False)
 
     if cfg.export.get("enabled", True) and trainer.is_global_zero:
         export_dir = output_dir / "export"
@@ -110,6 +116,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary["status"] = "completed"
     _write_metrics(trainer, output_dir, metrics, summary)
     return metrics
+
+
+def _has_stage(datamodule, stage: str) -> bool:
+    """Whether the datamodule serves this stage (it may say so with ``has_stage``; else: has a loader)."""
+    if hasattr(datamodule, "has_stage"):
+        return datamodule.has_stage(stage)
+    return is_overridden(f"{stage}_dataloader", datamodule)
 
 
 def build_loggers(cfg: DictConfig, wandb_run_id: str | None = None) -> list:

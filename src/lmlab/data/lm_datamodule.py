@@ -96,6 +96,16 @@ class LMDataModule(LightningDataModule):
         self.cache_folders: dict[str, Path] = {}
         self.datasets: dict[str, PackedBlocks] = {}
 
+    # What the model must accept: checked against its maximum positions before any data preparation.
+    length_field = "data.block_size"
+
+    @property
+    def sequence_length(self) -> int:
+        return self.block_size
+
+    def has_stage(self, stage: str) -> bool:
+        return {"validate": "validation"}.get(stage, stage) in self.splits
+
     def check(self) -> None:
         """Find every configured split (local files or hub) before any expensive work."""
         self.source.check(list(self.splits.values()))

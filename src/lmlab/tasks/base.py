@@ -23,9 +23,8 @@ class TaskModule(LightningModule):
         compile: ``torch.compile`` the model in place (state dict keys stay free of ``_orig_mod.``).
     """
 
-    HEAD: ClassVar[str]
-    # The metric that picks the best checkpoint and that sweeps optimize, unless configured otherwise.
-    MONITOR: ClassVar[tuple[str, str]] = ("val/loss", "min")
+    HEAD: ClassVar[str]  # the model head it trains (a key of lmlab.models.HEADS)
+    EVALUATION: ClassVar[str]  # what evaluate.py computes for its models (a key of lmlab.evaluate.EVALUATORS)
 
     def __init__(
         self,

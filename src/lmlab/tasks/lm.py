@@ -17,6 +17,8 @@ from lmlab.tasks.masking import mask_tokens
 class LanguageModelModule(TaskModule):
     """Shared loop: token-level cross-entropy, token accuracy, and loss/ppl/accuracy per evaluation stage."""
 
+    EVALUATION = "language_model"
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Token-weighted means, synced across DDP ranks when computed (each token counted once).
