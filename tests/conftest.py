@@ -208,3 +208,28 @@ def small_pretrained_gpt(tmp_path_factory) -> Path:
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def glue_dir(tmp_path_factory) -> Path:
+    """A data dir with all nine GLUE tasks (and the diagnostic set) in the release layout; see glue_fixtures."""
+    from glue_fixtures import write_glue
+
+    return write_glue(tmp_path_factory.mktemp("glue"))
+
+
+GLUE_TINY = [
+    "model=bert_tiny",
+    "model.pretrained=null",
+    "tokenizer=wordpiece",
+    "tokenizer.vocab_size=300",
+    "tokenizer.min_frequency=1",
+    "data.batch_size=16",
+    "trainer.accelerator=cpu",
+    "trainer.max_epochs=1",
+    "trainer.num_sanity_val_steps=0",
+    "trainer.log_every_n_steps=5",
+    "trainer.enable_progress_bar=false",
+    "~callbacks.model_summary",
+    "logger=csv",
+]

@@ -47,7 +47,7 @@ def test_train_writes_checkpoints_metrics_and_export(trained_run):
     output = result.stdout + result.stderr
     assert "wandb sync" in output  # no credentials: offline, with the command to upload later
     assert list((run_dir / "wandb").glob("offline-run-*"))
-    assert "Tokens per optimizer step: 256" in output  # batch 8 x block 32
+    assert "Tokens per optimizer step: 256 (batch 8 x length 32" in output
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run_dir / "checkpoints").glob("step*.ckpt"))) == 1  # the best one
     summary = json.loads((run_dir / "metrics.json").read_text())

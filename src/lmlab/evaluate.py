@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.checkpoint import load_model_for_eval
 from lmlab.errors import ConfigError
+from lmlab.evaluation.classification import evaluate_classification
 from lmlab.evaluation.lm import evaluate_language_model
 from lmlab.train import build_loggers
 from lmlab.utils.config import print_config_tree, resolve
@@ -25,8 +26,13 @@ log = logging.getLogger(__name__)
 # The kind is `evaluation=` if given, else the EVALUATION of the task the model was trained with, else by head.
 EVALUATORS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
     "language_model": evaluate_language_model,
+    "classification": evaluate_classification,
 }
-KIND_BY_HEAD = {"causal_lm": "language_model", "masked_lm": "language_model"}
+KIND_BY_HEAD = {
+    "causal_lm": "language_model",
+    "masked_lm": "language_model",
+    "sequence_classification": "classification",
+}
 
 
 def evaluation_kind(cfg: DictConfig, head: str, train_config: dict[str, Any]) -> str:

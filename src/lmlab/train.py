@@ -37,9 +37,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         resume_meta = checkpoint_metadata(read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     module_cls = get_class(cfg.task._target_)
-    datamodule = instantiate(cfg.data, tokenizer=instantiate(cfg.tokenizer))
-    if "train" not in datamodule.splits:
-        raise ConfigError("data.splits.train is not set: name the source split to train on")
+    datamodule = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))
     factory = instantiate(cfg.model)
     datamodule.check()
     factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
@@ -51,13 +49,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Task-specific fields of the model config (e.g. num_labels), known once the data is read.
     head_config = datamodule.head_config() if hasattr(datamodule, "head_config") else None
     model = factory.build(module_cls.HEAD, tokenizer, head_config)
-    module = instantiate(
-        cfg.task,
+    # Runtime objects are passed to a partial, not through Hydra (which would turn them into configs).
+    module = instantiate(cfg.task, _partial_=True)(
         model=model,
         tokenizer=tokenizer,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        # What the module must know about the data (e.g. labels and metrics of a GLUE task).
+        **(datamodule.module_kwargs() if hasattr(datamodule, "module_kwargs") else {}),
     )
+    known = module.logged_metrics()
+    monitor = (cfg.get("monitor") or {}).get("metric")
+    if known is not None and monitor and monitor not in known:
+        raise ConfigError(
+            f"monitor.metric={monitor!r} is not logged by {module_cls.__name__}; it logs: {', '.join(known)}"
+        )
 
     metadata = RunMetadata(config, module_cls.HEAD, tokenizer)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
@@ -66,14 +72,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     metadata.wandb_run_id = _wandb_run_id(loggers)
 
     counts = count_parameters(model)
-    tokens_per_step = (
-        datamodule.batch_size * datamodule.block_size * trainer.accumulate_grad_batches * trainer.world_size
-    )
+    length = datamodule.sequence_length
+    tokens_per_step = datamodule.batch_size * length * trainer.accumulate_grad_batches * trainer.world_size
     log.info(
-        "Model: %s, %.2fM parameters (%.2fM without embeddings). Tokens per optimizer step: %d "
-        "(batch %d x block %d x accumulation %d x %d device(s)).",
-        factory.describe(), counts["params/total"] / 1e6, counts["params/non_embedding"] / 1e6, tokens_per_step,
-        datamodule.batch_size, datamodule.block_size, trainer.accumulate_grad_batches, trainer.world_size,
+        "Model: %s, %.2fM parameters (%.2fM without embeddings). Tokens per optimizer step: %s%d "
+        "(batch %d x length %d x accumulation %d x %d device(s)).",
+        factory.describe(), counts["params/total"] / 1e6, counts["params/non_embedding"] / 1e6,
+        "at most " if datamodule.length_field != "data.block_size" else "", tokens_per_step,
+        datamodule.batch_size, length, trainer.accumulate_grad_batches, trainer.world_size,
     )  # fmt: skip
     for lg in loggers:
         lg.log_hyperparams({**config, **counts, "tokens_per_step": tokens_per_step})

@@ -106,8 +106,10 @@ class LMDataModule(LightningDataModule):
     def has_stage(self, stage: str) -> bool:
         return {"validate": "validation"}.get(stage, stage) in self.splits
 
-    def check(self) -> None:
+    def check(self, need_train: bool = True) -> None:
         """Find every configured split (local files or hub) before any expensive work."""
+        if need_train and "train" not in self.splits:
+            raise ConfigError("data.splits.train is not set: name the source split to train on")
         self.source.check(list(self.splits.values()))
         shared = [s for s in set(self.splits.values()) if list(self.splits.values()).count(s) > 1]
         for split in shared:

@@ -45,8 +45,8 @@ def evaluate_language_model(
     with open_dict(data_cfg):
         data_cfg.splits = {stage: splits[stage]}  # only the evaluated split is read
         data_cfg.block_size = context
-    datamodule = instantiate(data_cfg, tokenizer=GivenTokenizer(tokenizer))
-    datamodule.check()
+    datamodule = instantiate(data_cfg, _partial_=True)(tokenizer=GivenTokenizer(tokenizer))
+    datamodule.check(need_train=False)
     datamodule.prepare_data()
     tokens = datamodule.tokens(stage)
     described = datamodule.source.describe(datamodule.splits[stage])

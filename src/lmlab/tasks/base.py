@@ -9,6 +9,7 @@ import torch
 from lightning.pytorch import LightningModule
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lmlab.errors import ConfigError
 from lmlab.optim import param_groups
 
 
@@ -30,7 +31,7 @@ class TaskModule(LightningModule):
         self,
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         compile: bool = False,
     ) -> None:
@@ -42,6 +43,10 @@ class TaskModule(LightningModule):
         self.compile_model = compile
         self._compiled = False
 
+    def logged_metrics(self) -> list[str] | None:
+        """Names of the metrics this module logs (to check monitor/optimized_metric up front); None = unknown."""
+        return None
+
     @classmethod
     def check_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> None:
         """Raise ConfigError if the tokenizer lacks what this objective needs (called before data preparation)."""
@@ -52,6 +57,8 @@ class TaskModule(LightningModule):
             self._compiled = True
 
     def configure_optimizers(self) -> dict[str, Any]:
+        if self.optimizer_factory is None:
+            raise ConfigError("no optimizer configured: set the optimizer group (e.g. optimizer=adamw)")
         weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
         optimizer = self.optimizer_factory(params=param_groups(self.model, weight_decay))
         if self.scheduler_factory is None:

@@ -25,6 +25,12 @@ class LanguageModelModule(TaskModule):
         self.eval_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
         self.eval_acc = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
 
+    def logged_metrics(self) -> list[str]:
+        return [f"{s}/{m}" for s in ("val", "test") for m in ("loss", "ppl", "acc")] + [
+            "train/loss",
+            "train/acc",
+        ]
+
     def inputs_and_targets(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int):
         """Return ``(model inputs, targets aligned with the logits, -100 = ignore)``."""
         raise NotImplementedError
