@@ -233,3 +233,24 @@ GLUE_TINY = [
     "~callbacks.model_summary",
     "logger=csv",
 ]
+
+
+class SignalAtStep:
+    """A Lightning callback that sends a signal to its own process after `step` optimizer steps (tests only):
+    SIGKILL to simulate `kill -9`, SIGTERM to simulate a preemption. With `once_file`, only the first run
+    that reaches the step is signalled, so the very same command can be run again to resume."""
+
+    def __new__(cls, step: int, signal: str = "SIGKILL", once_file: str | None = None):
+        import os
+        import signal as signals
+
+        from lightning.pytorch import Callback
+
+        class _Signal(Callback):
+            def on_train_batch_end(self, trainer, *args, **kwargs):
+                if trainer.global_step == step and not (once_file and Path(once_file).exists()):
+                    if once_file:
+                        Path(once_file).touch()
+                    os.kill(os.getpid(), getattr(signals, signal))
+
+        return _Signal()

@@ -82,7 +82,7 @@ def test_errors_come_before_data_preparation(tiny_overrides, tmp_path):
     """A bad model/block combination fails without training a tokenizer or tokenizing anything."""
     with pytest.raises(LmlabError):
         run([*tiny_overrides, "data.block_size=4096"], tmp_path)
-    assert not (Path(tmp_path) / "cache").exists()
+    assert not list((Path(tmp_path) / "cache").rglob("*"))  # no tokenizer trained, nothing tokenized
 
 
 def test_failed_export_leaves_no_complete_looking_folder(tiny_overrides, tmp_path, monkeypatch):

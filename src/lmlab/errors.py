@@ -15,3 +15,7 @@ class DataError(LmlabError):
 
 class CheckpointError(LmlabError):
     """A checkpoint or export path does not exist or cannot be read."""
+
+
+class NonFiniteLossError(LmlabError):
+    """The training loss became NaN or infinite."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,37 +11,58 @@ import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lmlab.callbacks.run_metadata import RunMetadata
 from lmlab.checkpoint import checkpoint_metadata, read_checkpoint
 from lmlab.errors import ConfigError
 from lmlab.export import export_hf
 from lmlab.models import count_parameters
-from lmlab.utils.config import print_config_tree, resolve, save_resolved_config
-from lmlab.utils.io import atomic_write_json
+from lmlab.reliability.resume import find_resume_checkpoint
+from lmlab.reliability.secrets import scrub, scrub_files
+from lmlab.reliability.signals import SaveOnSigterm
+from lmlab.reliability.validate import check_types, check_writable
+from lmlab.utils.config import print_config_tree, resolve
+from lmlab.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
+
+EXIT_PREEMPTED = 143  # 128 + SIGTERM, what schedulers expect from a job stopped by SIGTERM
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume with ``ckpt_path``), test, export; return the metrics dict (sweeps optimize from it)."""
     print_config_tree(cfg)
-    config = resolve(cfg)
-    output_dir = Path(cfg.paths.output_dir)
-    save_resolved_config(cfg, output_dir / "config_resolved.yaml")
+    check_types(cfg)
+    config = scrub(resolve(cfg))  # what is logged and saved: secrets masked
+    output_dir = check_writable(cfg.paths.output_dir, "paths.output_dir (hydra.run.dir)")
+    check_writable(cfg.paths.cache_dir, "paths.cache_dir")
+    scrub_files(output_dir / ".hydra")
+    atomic_write_text(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
 
     # Cheap checks first: a wrong path or an incompatible model must fail before any data preparation.
+    ckpt_path = cfg.get("ckpt_path")
+    if cfg.get("resume") == "auto" and not ckpt_path:
+        ckpt_path = find_resume_checkpoint(output_dir)
+        log.info("resume=auto: %s", f"continuing from {ckpt_path}" if ckpt_path else f"no checkpoint in {output_dir}, starting")
+    elif cfg.get("resume") not in (None, "auto"):
+        raise ConfigError(f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<file.ckpt> for a given checkpoint")
     resume_meta: dict[str, Any] = {}
-    if cfg.get("ckpt_path"):
-        resume_meta = checkpoint_metadata(read_checkpoint(cfg.ckpt_path), cfg.ckpt_path)
+    if ckpt_path:
+        resume_meta = checkpoint_metadata(read_checkpoint(ckpt_path), ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     module_cls = get_class(cfg.task._target_)
     datamodule = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))
     factory = instantiate(cfg.model)
+    # The data layout may depend on the model head (generation: encoder-decoder or decoder-only sequences).
+    if hasattr(datamodule, "set_head"):
+        datamodule.set_head(module_cls.HEAD)
     datamodule.check()
     factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
+    if hasattr(module_cls, "check_config"):  # task settings (e.g. generation) fail here, not after data prep
+        module_cls.check_config(cfg.task)
 
     # Tokenizer (trained once and cached), token caches (once per machine), then the model.
     tokenizer = datamodule.prepare_tokenizer()
@@ -67,8 +89,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     metadata = RunMetadata(config, module_cls.HEAD, tokenizer)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
-    loggers = build_loggers(cfg, resume_meta.get("wandb_run_id"))
-    trainer = instantiate(cfg.trainer, callbacks=[*callbacks, metadata], logger=loggers or False)
+    loggers = build_loggers(cfg, ckpt_path, resume_meta.get("wandb_run_id"))
+    sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
+    trainer = instantiate(cfg.trainer, callbacks=[*callbacks, metadata, sigterm], logger=loggers or False)
     metadata.wandb_run_id = _wandb_run_id(loggers)
 
     counts = count_parameters(model)
@@ -84,9 +107,23 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     for lg in loggers:
         lg.log_hyperparams({**config, **counts, "tokens_per_step": tokens_per_step})
 
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = _float_metrics(trainer.callback_metrics)
     summary: dict[str, Any] = {"output_dir": str(output_dir), **counts, "tokens_per_step": tokens_per_step}
+    try:
+        return _fit_test_export(cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path)
+    except SIGTERMException:
+        summary.update(status="preempted", checkpoint=str(sigterm.saved))
+        _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
+        raise SystemExit(EXIT_PREEMPTED) from None
+    except BaseException as e:
+        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+        _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
+        raise
+
+
+def _fit_test_export(cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path) -> dict:
+    module_cls = type(module)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = _float_metrics(trainer.callback_metrics)
 
     if trainer.interrupted:
         log.warning(
@@ -131,22 +168,31 @@ def _has_stage(datamodule, stage: str) -> bool:
     return is_overridden(f"{stage}_dataloader", datamodule)
 
 
-def build_loggers(cfg: DictConfig, wandb_run_id: str | None = None) -> list:
+def build_loggers(cfg: DictConfig, resumed_from: str | None = None, wandb_run_id: str | None = None) -> list:
+    """The configured loggers. A resumed run continues its W&B run (same id, no step logged twice) and writes
+    file logs (CSV, TensorBoard) next to, not over, those of the first segment."""
+    history = [str(Path(resumed_from).resolve().parents[1])] if resumed_from else []
     loggers = []
     for name, lg_cfg in (cfg.get("logger") or {}).items():
         if not lg_cfg or "_target_" not in lg_cfg:
             continue
-        extra = {"id": wandb_run_id} if name == "wandb" and wandb_run_id else {}
+        extra: dict[str, Any] = {}
+        if name == "wandb" and wandb_run_id:
+            extra = {"id": wandb_run_id, "history_dirs": history}
+        elif resumed_from and lg_cfg.get("version") == "":
+            extra = {"version": f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"}
         loggers.append(instantiate(lg_cfg, **extra))
     return loggers
 
 
 def _wandb_run_id(loggers: list) -> str | None:
+    """The W&B run id (starting the run now, on rank zero), so that checkpoints can carry it."""
     from lightning.pytorch.loggers import WandbLogger
 
     for lg in loggers:
         if isinstance(lg, WandbLogger):
-            return str(lg.version) if lg.version else None
+            run_id = getattr(lg.experiment, "id", None)
+            return str(run_id) if isinstance(run_id, str) else None
     return None
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from lightning.pytorch import LightningModule
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, NonFiniteLossError
 from lmlab.optim import param_groups
+
+log = logging.getLogger(__name__)
 
 
 class TaskModule(LightningModule):
@@ -22,6 +26,9 @@ class TaskModule(LightningModule):
         optimizer: a partial optimizer (``_partial_: true`` in config); weight decay goes to >= 2-D weights only.
         scheduler: a partial of ``lmlab.optim.build_scheduler`` or None for a constant learning rate.
         compile: ``torch.compile`` the model in place (state dict keys stay free of ``_orig_mod.``).
+        on_nonfinite_loss: ``stop`` (default: save the batch and the weights for debugging, then fail with a
+            message naming the step), ``skip`` (skip the batch, at most ``max_skipped_batches`` times), or
+            ``off`` (no check: saves one host-device sync per step).
     """
 
     HEAD: ClassVar[str]  # the model head it trains (a key of lmlab.models.HEADS)
@@ -34,8 +41,14 @@ class TaskModule(LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         compile: bool = False,
+        on_nonfinite_loss: str = "stop",
+        max_skipped_batches: int = 10,
     ) -> None:
         super().__init__()
+        if on_nonfinite_loss not in ("stop", "skip", "off"):
+            raise ConfigError(f"task.on_nonfinite_loss={on_nonfinite_loss!r} must be stop, skip or off")
+        self.on_nonfinite_loss, self.max_skipped_batches = on_nonfinite_loss, max_skipped_batches
+        self.skipped_batches = 0
         self.model = model
         self.tokenizer = tokenizer
         self.optimizer_factory = optimizer
@@ -67,6 +80,27 @@ class TaskModule(LightningModule):
             optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def checked_loss(self, loss: torch.Tensor, batch: Any) -> torch.Tensor | None:
+        """The loss if it is finite; else skip the batch (return None: Lightning skips the optimizer step) or
+        save what is needed to debug and raise NonFiniteLossError."""
+        if self.on_nonfinite_loss == "off" or bool(torch.isfinite(loss)):
+            return loss
+        step = self.global_step
+        if self.on_nonfinite_loss == "skip" and self.skipped_batches < self.max_skipped_batches:
+            self.skipped_batches += 1
+            log.warning("Non-finite loss (%s) at step %d: batch skipped (%d so far)", loss.item(), step, self.skipped_batches)
+            return None
+        where = Path(self.trainer.default_root_dir) / "nonfinite"
+        where.mkdir(parents=True, exist_ok=True)
+        cpu_batch = {k: v.detach().cpu() for k, v in batch.items()} if isinstance(batch, dict) else batch
+        torch.save({"step": step, "loss": loss.item(), "batch": cpu_batch}, where / f"batch-step{step}-rank{self.global_rank}.pt")
+        torch.save(self.state_dict(), where / f"weights-before-step{step}-rank{self.global_rank}.pt")
+        raise NonFiniteLossError(
+            f"the training loss is {loss.item()} at step {step} (epoch {self.current_epoch}). The batch and the weights "
+            f"before this step are saved in {where}. Common causes: a learning rate too high (optimizer.lr), fp16 "
+            "overflow (trainer.precision=bf16-mixed), bad data. To skip such batches instead: task.on_nonfinite_loss=skip"
+        )
 
     def should_log_step(self) -> bool:
         """True on the steps the trainer logs, so costly extras (accuracy) run only then."""

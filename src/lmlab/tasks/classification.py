@@ -51,8 +51,10 @@ class SequenceClassificationModule(TaskModule):
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.squeeze(-1).float() if self.spec.is_regression else logits.argmax(-1)
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         loss = self(batch).loss
+        if self.checked_loss(loss, batch) is None:
+            return None
         self.log("train/loss", loss, prog_bar=True)
         return loss
 

@@ -46,9 +46,11 @@ class LanguageModelModule(TaskModule):
         n = valid.sum()
         return loss, correct / n.clamp(min=1), n
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         with_acc = self.should_log_step()
         loss, acc, _ = self._forward_loss(batch, "train", batch_idx, with_acc)
+        if self.checked_loss(loss, batch) is None:
+            return None
         self.log("train/loss", loss, prog_bar=True)
         if acc is not None:
             self.log("train/acc", acc)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.errors import ConfigError
-from lmlab.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +57,3 @@ def print_config_tree(cfg: DictConfig, order: Sequence[str] = PRINT_ORDER) -> No
             rich.syntax.Syntax(OmegaConf.to_yaml(OmegaConf.create(top)), "yaml")
         )
     rich.print(tree)
-
-
-@rank_zero_only
-def save_resolved_config(cfg: DictConfig, path: str | Path) -> None:
-    atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))

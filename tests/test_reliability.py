@@ -1,0 +1,171 @@
+"""Runs survive kills, preemption and bad numbers: exact resume, SIGTERM saves, atomic files, NaN handling."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ROOT, TINY, compose
+
+from lmlab.errors import CheckpointError, NonFiniteLossError
+from lmlab.reliability.resume import find_resume_checkpoint
+from lmlab.train import train
+
+RUN = [
+    "trainer.max_steps=24",
+    "trainer.val_check_interval=8",
+    "callbacks.periodic_checkpoint.every_n_train_steps=5",
+    "model.config.resid_pdrop=0.1",  # dropout on: resuming must restore the random generators too
+    "run_test=false",
+    "export.enabled=false",
+]
+
+
+def run_cli(args, tmp_path, **env):
+    environ = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), **env}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path, env=environ,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def weights(path):
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def assert_same_weights(a, b):
+    a, b = weights(a), weights(b)
+    assert a.keys() == b.keys()
+    assert not [k for k in a if not torch.equal(a[k], b[k])]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, wikitext_dir):
+    tmp = tmp_path_factory.mktemp("straight")
+    args = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'run'}"]
+    result = run_cli(args, tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run" / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize(("signal", "exit_code"), [("SIGKILL", -9), ("SIGTERM", 143)])
+def test_killed_run_resumes_exactly_with_the_same_command(signal, exit_code, uninterrupted, wikitext_dir, tmp_path):
+    """kill -9 after step 13 (last periodic checkpoint: step 10), or SIGTERM (saves at step 13); then the same
+    command with resume=auto continues in the same run folder and ends with the uninterrupted run's weights."""
+    base = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    base += [f"paths.log_dir={tmp_path / 'logs'}", "resume=auto", "logger=many"]
+    base += ["+callbacks.kill._target_=conftest.SignalAtStep", "+callbacks.kill.step=13"]
+    base += [f"+callbacks.kill.signal={signal}", f"+callbacks.kill.once_file={tmp_path / 'killed'}"]
+    first = run_cli(base, tmp_path, WANDB_MODE="offline")
+    assert first.returncode == exit_code, first.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "clm_wikitext2" / "runs").iterdir()
+    if signal == "SIGTERM":
+        assert (run_dir / "checkpoints" / "sigterm-step000013.ckpt").is_file()
+        assert json.loads((run_dir / "metrics.json").read_text())["status"] == "preempted"
+    else:
+        assert not (run_dir / "metrics.json").exists()
+    # the very same command again (the kill switch fires only once)
+    second = run_cli(base, tmp_path, WANDB_MODE="offline")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resume=auto: continuing from" in second.stdout + second.stderr
+    assert [p.name for p in (tmp_path / "logs" / "clm_wikitext2" / "runs").iterdir()] == [run_dir.name]
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    assert_same_weights(run_dir / "checkpoints" / "last.ckpt", uninterrupted)
+    # one W&B run: the resumed segment continues the same run id
+    ids = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
+    assert len(ids) == 1 and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+
+
+def test_resume_skips_a_truncated_checkpoint(tmp_path, tiny_overrides):
+    run = tmp_path / "run"
+    train(compose([*tiny_overrides, *RUN, "trainer.max_steps=12"], run))
+    ckpts = run / "checkpoints"
+    newest = ckpts / "last.ckpt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a kill in the middle of a write (non-atomic writer)
+    found = find_resume_checkpoint(run)
+    assert found is not None and found != newest
+    assert torch.load(found, weights_only=True)["global_step"] == 10  # periodic-step000010.ckpt
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        train(compose([*tiny_overrides, f"ckpt_path={newest}"], tmp_path / "again"))
+
+
+def test_full_disk_while_writing_a_checkpoint(tmp_path, tiny_overrides, monkeypatch):
+    import lmlab.reliability.checkpoint_io as cio
+
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] >= 3:  # the first checkpoints succeed, then the disk is full mid-write
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(cio.torch, "save", save)
+    with pytest.raises(CheckpointError, match="no space left on the device while writing the checkpoint"):
+        train(compose([*tiny_overrides, *RUN], tmp_path / "run"))
+    files = list((tmp_path / "run" / "checkpoints").iterdir())
+    assert files and not [p for p in files if p.name.startswith(".")]  # no temporary leftovers
+    for path in files:  # every file under a final name is complete
+        assert torch.load(path, weights_only=True)["global_step"] >= 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_nonfinite_loss_stops_naming_the_step(tmp_path, tiny_overrides, monkeypatch):
+    from lmlab.tasks.lm import LanguageModelModule
+
+    real = LanguageModelModule._forward_loss
+
+    def poisoned(self, batch, stage, batch_idx, with_accuracy):
+        loss, acc, n = real(self, batch, stage, batch_idx, with_accuracy)
+        if stage == "train" and self.global_step == 3:
+            loss = loss * float("nan")
+        return loss, acc, n
+
+    monkeypatch.setattr(LanguageModelModule, "_forward_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match=r"the training loss is nan at step 3 .*task.on_nonfinite_loss=skip"):
+        train(compose([*tiny_overrides, *RUN], tmp_path / "stop"))
+    saved = sorted(p.name for p in (tmp_path / "stop" / "nonfinite").iterdir())
+    assert saved == ["batch-step3-rank0.pt", "weights-before-step3-rank0.pt"]
+    assert json.loads((tmp_path / "stop" / "metrics.json").read_text())["status"] == "failed"
+
+    metrics = train(compose([*tiny_overrides, *RUN, "task.on_nonfinite_loss=skip"], tmp_path / "skip"))
+    assert metrics["val/loss"] == metrics["val/loss"]  # finite: the poisoned batch was skipped
+
+
+def test_deterministic_runs_are_bitwise_identical(tmp_path, tiny_overrides):
+    import csv
+
+    def losses(name):
+        train(compose([*tiny_overrides, *RUN, "trainer.deterministic=true"], tmp_path / name))
+        with open(tmp_path / name / "csv" / "metrics.csv") as f:
+            return [r["train/loss"] for r in csv.DictReader(f) if r.get("train/loss")]
+
+    first, second = losses("a"), losses("b")
+    assert len(first) == 24 and first == second
+
+
+def test_secrets_never_reach_run_files(tmp_path, tiny_overrides, monkeypatch):
+    secret = "wandb-secret-0123456789abcdef"
+    monkeypatch.setenv("WANDB_API_KEY", secret)
+    run = tmp_path / "run"
+    train(compose([*tiny_overrides, *RUN, f"tags=[{secret}]"], run))
+    leaks = []
+    for path in run.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if secret.encode() in data:
+                leaks.append(str(path.relative_to(run)))
+    assert not leaks, f"secret written to {leaks}"
+    assert "***" in (run / "config_resolved.yaml").read_text()
+
+
+def test_a_readonly_data_dir_is_never_written(tmp_path, tiny_overrides, wikitext_dir):
+    before = sorted((p.relative_to(wikitext_dir), p.stat().st_mtime_ns) for p in wikitext_dir.rglob("*"))
+    train(compose([*tiny_overrides, *RUN, "trainer.max_steps=2"], tmp_path / "run"))
+    after = sorted((p.relative_to(wikitext_dir), p.stat().st_mtime_ns) for p in wikitext_dir.rglob("*"))
+    assert before == after
