@@ -72,6 +72,25 @@ def load_model_for_eval(
     return model, tokenizer, head, info.get("config", {})
 
 
+def load_tokenizer_for_eval(path_or_name: str) -> tuple[PreTrainedTokenizerBase, dict[str, Any]]:
+    """Only the tokenizer (and the training config, if any) of a ``.ckpt``, an export or tokenizer folder, or
+    a hub name: for reports that need no model weights."""
+    path = Path(path_or_name).expanduser()
+    if path.is_file():
+        meta = checkpoint_metadata(read_checkpoint(path), path)
+        return _tokenizer_from_files(meta["tokenizer_files"]), meta["config"]
+    info = json.loads((path / EXPORT_INFO).read_text()) if (path / EXPORT_INFO).is_file() else {}
+    tokenizer = load_pretrained_or_explain(AutoTokenizer.from_pretrained, str(path_or_name), "ckpt_path")
+    return tokenizer, info.get("config", {})
+
+
+def _tokenizer_from_files(files: dict[str, bytes]) -> PreTrainedTokenizerBase:
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        return AutoTokenizer.from_pretrained(tmp)
+
+
 def _from_lightning_checkpoint(path: Path):
     ckpt = read_checkpoint(path)
     meta = checkpoint_metadata(ckpt, path)
@@ -89,9 +108,6 @@ def _from_lightning_checkpoint(path: Path):
             f"{path}: weights do not match the saved model config (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     model.tie_weights()
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, data in meta["tokenizer_files"].items():
-            (Path(tmp) / name).write_bytes(data)
-        tokenizer = AutoTokenizer.from_pretrained(tmp)
+    tokenizer = _tokenizer_from_files(meta["tokenizer_files"])
     set_special_token_ids(model, tokenizer)
     return model, tokenizer, head, meta["config"]

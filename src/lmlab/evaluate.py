@@ -12,9 +12,12 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.checkpoint import load_model_for_eval
+from lmlab.checkpoint import load_model_for_eval, load_tokenizer_for_eval
 from lmlab.errors import ConfigError
 from lmlab.evaluation.classification import evaluate_classification
+from lmlab.evaluation.continuation import evaluate_continuation
+from lmlab.evaluation.coverage import evaluate_coverage
+from lmlab.evaluation.generation import evaluate_generation
 from lmlab.evaluation.lm import evaluate_language_model
 from lmlab.train import build_loggers
 from lmlab.utils.config import print_config_tree, resolve
@@ -27,11 +30,15 @@ log = logging.getLogger(__name__)
 EVALUATORS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
     "language_model": evaluate_language_model,
     "classification": evaluate_classification,
+    "generation": evaluate_generation,
+    "continuation": evaluate_continuation,
+    "coverage": evaluate_coverage,
 }
 KIND_BY_HEAD = {
     "causal_lm": "language_model",
     "masked_lm": "language_model",
     "sequence_classification": "classification",
+    "seq2seq_lm": "generation",
 }
 
 
@@ -54,8 +61,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     print_config_tree(cfg)
     config = resolve(cfg)
     L.seed_everything(cfg.seed)
-    model, tokenizer, head, train_config = load_model_for_eval(str(cfg.ckpt_path), cfg.get("head"))
-    kind = evaluation_kind(cfg, head, train_config)
+    if cfg.get("evaluation") == "coverage":  # a tokenizer report: no model weights needed
+        model, head = None, "tokenizer"
+        tokenizer, train_config = load_tokenizer_for_eval(str(cfg.ckpt_path))
+        kind = "coverage"
+    else:
+        model, tokenizer, head, train_config = load_model_for_eval(str(cfg.ckpt_path), cfg.get("head"))
+        kind = evaluation_kind(cfg, head, train_config)
     # The data: given on the command line (data=...), else the data the model was trained on.
     data_cfg = cfg.get("data") or OmegaConf.create(train_config.get("data") or {})
     if not data_cfg:

@@ -23,15 +23,17 @@ def export_hf(
     head: str,
     config: dict[str, Any],
     metrics: dict[str, float] | None = None,
+    state_dict: dict[str, Any] | None = None,
 ) -> Path:
     """Write model (safetensors) + tokenizer + resolved config to ``out_dir``, atomically.
 
     ``AutoModelFor...from_pretrained(out_dir)`` and ``AutoTokenizer.from_pretrained(out_dir)`` load it;
-    ``model.pretrained=<out_dir>`` starts a fine-tuning stage from it.
+    ``model.pretrained=<out_dir>`` starts a fine-tuning stage from it. ``state_dict``: the full weights when
+    the model in memory is sharded (FSDP, ZeRO-3); by default the model's own.
     """
 
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
         (tmp / "lmlab_config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(config)))
         info = {"head": head, "config": config, "metrics": metrics or {}}

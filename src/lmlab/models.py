@@ -24,6 +24,8 @@ from transformers import (
 )
 
 from lmlab.errors import CheckpointError, ConfigError
+from lmlab.native_gpt2 import NativeGPT2LMHeadModel, check_native_config
+from lmlab.regularization import apply_dropout, freeze
 from lmlab.utils.network import hub_offline_reason
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,12 @@ class ModelFactory:
             tokenizer has more tokens than the model; otherwise such a mismatch is an error.
         pad_vocab_multiple: round the vocabulary of models built from scratch up to a multiple of this
             (64 makes the output matmul faster on GPUs); padded rows are never produced by the tokenizer.
+        gradient_checkpointing: activation checkpointing, for models whose activations do not fit.
+        dropout: ``{hidden, attention, classifier}`` rates, mapped onto the architecture's own config fields
+            (``lmlab.regularization``); null entries keep the model's values.
+        freeze: ``{embeddings: bool, layers: N}``: no gradient to the embeddings / the first N blocks.
+        implementation: ``hf`` (the Hugging Face class) or ``native`` (GPT-2 causal LMs only: the same weights
+            on a lean training path, ``lmlab.native_gpt2``; exports are still Hugging Face GPT-2 models).
     """
 
     def __init__(
@@ -94,6 +102,10 @@ class ModelFactory:
         pad_vocab_multiple: int = 1,
         trust_remote_code: bool = False,
         revision: str | None = None,
+        gradient_checkpointing: bool = False,
+        dropout: dict[str, float | None] | None = None,
+        freeze: dict[str, Any] | None = None,
+        implementation: str = "hf",
     ) -> None:
         if not pretrained and not model_type:
             raise ConfigError("the model config needs model.pretrained (name or path) or model.model_type")
@@ -104,6 +116,12 @@ class ModelFactory:
         self.resize_token_embeddings = resize_token_embeddings
         self.pad_vocab_multiple = max(1, int(pad_vocab_multiple))
         self.trust_remote_code, self.revision = trust_remote_code, revision
+        self.gradient_checkpointing = gradient_checkpointing
+        self.dropout = dict(dropout or {})
+        self.freeze = dict(freeze or {})
+        if implementation not in ("hf", "native"):
+            raise ConfigError(f"model.implementation={implementation!r} must be hf or native")
+        self.implementation = implementation
         self._config: PretrainedConfig | None = None
 
     def describe(self) -> str:
@@ -125,6 +143,9 @@ class ModelFactory:
                     self._config = AutoConfig.for_model(self.model_type, **self.overrides)
                 except ValueError as e:
                     raise ConfigError(f"model.model_type={self.model_type!r}: {e}") from None
+            applied = apply_dropout(self._config, self.dropout)
+            if applied:
+                log.info("Dropout: %s", applied)
         return self._config
 
     def check(self, head: str, block_size: int | None, length_field: str = "data.block_size") -> None:
@@ -145,6 +166,13 @@ class ModelFactory:
                 f"{self.describe()!r}). Lower {length_field}, or for a model built from scratch raise its "
                 f"position limit (e.g. model.config.n_positions={block_size})."
             )
+        if self.implementation == "native":
+            if head != "causal_lm":
+                raise ConfigError(
+                    f"model.implementation=native is a causal LM (task=clm); this task trains a {head} head. "
+                    "Use model.implementation=hf"
+                )
+            check_native_config(config)
 
     def build(
         self, head: str, tokenizer: PreTrainedTokenizerBase, head_config: dict[str, Any] | None = None
@@ -188,11 +216,44 @@ class ModelFactory:
         else:
             multiple = self.pad_vocab_multiple
             config.vocab_size = (n_tokens + multiple - 1) // multiple * multiple
+            if getattr(config, "is_encoder_decoder", False):
+                set_decoder_token_ids(config, tokenizer)
             model = auto_cls.from_config(config, **kwargs)
         set_special_token_ids(model, tokenizer)
+        if self.freeze:
+            freeze(
+                model,
+                embeddings=bool(self.freeze.get("embeddings")),
+                layers=int(self.freeze.get("layers") or 0),
+            )
+        if self.implementation == "native":
+            model = NativeGPT2LMHeadModel.from_hf(model)  # the same parameter tensors, a lean forward
+        if (
+            self.gradient_checkpointing
+        ):  # recompute activations in the backward pass: less memory, ~30% slower
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         # from_pretrained returns the model in eval mode, and Lightning keeps submodule modes as they are:
         # without this, a fine-tuned pretrained model would silently train without dropout.
         return model.train()
+
+
+def aux_lm_head(
+    factory: ModelFactory, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> PreTrainedModel:
+    """An LM head (masked LM if the tokenizer has a mask token, else causal LM) sharing ``model``'s body, with
+    the pretrained head weights where the checkpoint has them: for mixing a pretraining loss into fine-tuning."""
+    head = "masked_lm" if tokenizer.mask_token_id is not None else "causal_lm"
+    config = model.config
+    if type(config) not in HEADS[head]._model_mapping:
+        raise ConfigError(f"task.aux_lm_weight: model_type={config.model_type} has no {head} head")
+    if factory.pretrained:
+        lm = load_pretrained_or_explain(HEADS[head].from_pretrained, factory.pretrained, "model.pretrained")
+    else:
+        lm = HEADS[head].from_config(config)
+    prefix = model.base_model_prefix
+    setattr(lm, lm.base_model_prefix, getattr(model, prefix))  # one body, two heads
+    lm.tie_weights()
+    return lm.train()
 
 
 def _report_new_weights(name: str, info: dict[str, Any]) -> None:
@@ -220,6 +281,20 @@ def set_special_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizer
             for cfg in configs:
                 if cfg is not None:
                     setattr(cfg, field, token_id)
+
+
+def set_decoder_token_ids(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+    """An encoder-decoder built from scratch uses the tokenizer's special tokens from the start (its padding
+    embedding, the decoder start = BOS, else PAD, forced EOS), not ids of the preset's original vocabulary,
+    which are arbitrary tokens of ours or out of range (Marian's 58100)."""
+    for field in ("bos_token_id", "eos_token_id", "pad_token_id"):
+        if getattr(tokenizer, field, None) is not None:
+            setattr(config, field, getattr(tokenizer, field))
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
+    if start is not None:
+        config.decoder_start_token_id = start
+    if getattr(config, "forced_eos_token_id", None) is not None:
+        config.forced_eos_token_id = tokenizer.eos_token_id
 
 
 def count_parameters(model: PreTrainedModel) -> dict[str, int]:

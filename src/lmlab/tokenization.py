@@ -90,6 +90,7 @@ class TrainedTokenizer(TokenizerSpec):
         min_frequency: int = 2,
         lowercase: bool = False,
         max_lines: int | None = None,
+        atomic_tokens: list[str] | None = None,
     ) -> None:
         if kind not in ("bpe", "wordpiece"):
             raise ConfigError(
@@ -101,9 +102,12 @@ class TrainedTokenizer(TokenizerSpec):
             )
         self.kind, self.vocab_size, self.min_frequency = kind, vocab_size, min_frequency
         self.lowercase, self.max_lines = lowercase, max_lines
+        # strings kept as one token, never split (e.g. WikiText's placeholder for rare words, "<unk>")
+        self.atomic_tokens = list(atomic_tokens or [])
 
     def cache_key(self, source: TextSource, train_split: str) -> str:
         settings = f"{self.kind}:{self.vocab_size}:{self.min_frequency}:{self.lowercase}:{self.max_lines}"
+        settings += f":{self.atomic_tokens}" if self.atomic_tokens else ""
         digest = hashlib.sha256(f"{settings}|{source.fingerprint(train_split)}".encode()).hexdigest()[:16]
         return f"{self.kind}-{self.vocab_size}-{digest}"
 
@@ -137,7 +141,7 @@ class TrainedTokenizer(TokenizerSpec):
 
         texts = (line for line, _ in (islice(lines, self.max_lines) if self.max_lines else lines))
         if self.kind == "bpe":
-            special = ["<|endoftext|>", "<|pad|>"]
+            special = ["<|endoftext|>", "<|pad|>", *self.atomic_tokens]
             tok = Tokenizer(models.BPE())
             if self.lowercase:
                 tok.normalizer = normalizers.Lowercase()
@@ -158,7 +162,7 @@ class TrainedTokenizer(TokenizerSpec):
                 pad_token="<|pad|>",
                 model_input_names=["input_ids", "attention_mask"],
             )
-        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *self.atomic_tokens]
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=self.lowercase)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()

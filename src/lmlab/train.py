@@ -19,11 +19,16 @@ from lmlab.callbacks.run_metadata import RunMetadata
 from lmlab.checkpoint import checkpoint_metadata, read_checkpoint
 from lmlab.errors import ConfigError
 from lmlab.export import export_hf
-from lmlab.models import count_parameters
+from lmlab.models import aux_lm_head, count_parameters
 from lmlab.reliability.resume import find_resume_checkpoint
 from lmlab.reliability.secrets import scrub, scrub_files
 from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.reliability.validate import check_types, check_writable
+from lmlab.scale.batching import accumulation_steps
+from lmlab.scale.full_state import full_model_state_dict, load_best_weights
+from lmlab.scale.hydra_ddp import LaunchEnvironment
+from lmlab.scale.hydra_ddp import install as install_hydra_ddp
+from lmlab.scale.precision import enable_tf32
 from lmlab.utils.config import print_config_tree, resolve
 from lmlab.utils.io import atomic_write_json, atomic_write_text
 
@@ -36,6 +41,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume with ``ckpt_path``), test, export; return the metrics dict (sweeps optimize from it)."""
     print_config_tree(cfg)
     check_types(cfg)
+    install_hydra_ddp()  # DDP workers of a Hydra job (run or multirun) get this job's overrides and folder
+    enable_tf32(cfg.get("tf32", True))
     config = scrub(resolve(cfg))  # what is logged and saved: secrets masked
     output_dir = check_writable(cfg.paths.output_dir, "paths.output_dir (hydra.run.dir)")
     check_writable(cfg.paths.cache_dir, "paths.cache_dir")
@@ -46,9 +53,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("resume") == "auto" and not ckpt_path:
         ckpt_path = find_resume_checkpoint(output_dir)
-        log.info("resume=auto: %s", f"continuing from {ckpt_path}" if ckpt_path else f"no checkpoint in {output_dir}, starting")
+        log.info(
+            "resume=auto: %s",
+            f"continuing from {ckpt_path}" if ckpt_path else f"no checkpoint in {output_dir}, starting",
+        )
     elif cfg.get("resume") not in (None, "auto"):
-        raise ConfigError(f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<file.ckpt> for a given checkpoint")
+        raise ConfigError(
+            f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<file.ckpt> for a given checkpoint"
+        )
     resume_meta: dict[str, Any] = {}
     if ckpt_path:
         resume_meta = checkpoint_metadata(read_checkpoint(ckpt_path), ckpt_path)
@@ -71,14 +83,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # Task-specific fields of the model config (e.g. num_labels), known once the data is read.
     head_config = datamodule.head_config() if hasattr(datamodule, "head_config") else None
     model = factory.build(module_cls.HEAD, tokenizer, head_config)
+    # What the module must know about the data (e.g. labels and metrics of a GLUE task).
+    extra = datamodule.module_kwargs() if hasattr(datamodule, "module_kwargs") else {}
+    if cfg.task.get("aux_lm_weight"):
+        extra["aux_lm"] = aux_lm_head(factory, model, tokenizer)
     # Runtime objects are passed to a partial, not through Hydra (which would turn them into configs).
     module = instantiate(cfg.task, _partial_=True)(
         model=model,
         tokenizer=tokenizer,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        # What the module must know about the data (e.g. labels and metrics of a GLUE task).
-        **(datamodule.module_kwargs() if hasattr(datamodule, "module_kwargs") else {}),
+        **extra,
     )
     known = module.logged_metrics()
     monitor = (cfg.get("monitor") or {}).get("metric")
@@ -93,6 +108,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
     trainer = instantiate(cfg.trainer, callbacks=[*callbacks, metadata, sigterm], logger=loggers or False)
     metadata.wandb_run_id = _wandb_run_id(loggers)
+    fixed_length = datamodule.sequence_length if datamodule.length_field == "data.block_size" else None
+    trainer.accumulate_grad_batches = accumulation_steps(
+        datamodule.batch_size, trainer.world_size, cfg.get("global_batch_size"), cfg.get("global_batch_tokens"),
+        fixed_length, trainer.accumulate_grad_batches,
+    )  # fmt: skip
 
     counts = count_parameters(model)
     length = datamodule.sequence_length
@@ -108,19 +128,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         lg.log_hyperparams({**config, **counts, "tokens_per_step": tokens_per_step})
 
     summary: dict[str, Any] = {"output_dir": str(output_dir), **counts, "tokens_per_step": tokens_per_step}
-    try:
-        return _fit_test_export(cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path)
-    except SIGTERMException:
-        summary.update(status="preempted", checkpoint=str(sigterm.saved))
-        _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
-        raise SystemExit(EXIT_PREEMPTED) from None
-    except BaseException as e:
-        summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-        _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
-        raise
+    # The launcher's environment is restored afterwards, for the next job of a multirun in this process.
+    with LaunchEnvironment():
+        try:
+            return _fit_test_export(
+                cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path
+            )
+        except SIGTERMException:
+            summary.update(status="preempted", checkpoint=str(sigterm.saved))
+            _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
+            raise SystemExit(EXIT_PREEMPTED) from None
+        except BaseException as e:
+            summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+            _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
+            raise
 
 
-def _fit_test_export(cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path) -> dict:
+def _fit_test_export(
+    cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path
+) -> dict:
     module_cls = type(module)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _float_metrics(trainer.callback_metrics)
@@ -139,10 +165,7 @@ def _fit_test_export(cfg, trainer, module, datamodule, tokenizer, config, output
         if checkpoint_cb.best_model_score is not None:
             metrics[f"best/{checkpoint_cb.monitor}"] = float(checkpoint_cb.best_model_score)
         if cfg.export.get("weights", "best") == "best":
-            state = torch.load(checkpoint_cb.best_model_path, map_location="cpu", weights_only=True)[
-                "state_dict"
-            ]
-            module.load_state_dict(state)
+            load_best_weights(trainer, module, checkpoint_cb.best_model_path, datamodule)
             log.info("Loaded the best weights (%s) for testing and export", checkpoint_cb.best_model_path)
 
     if cfg.get("run_test") and _has_stage(datamodule, "test"):
@@ -152,10 +175,12 @@ def _fit_test_export(cfg, trainer, module, datamodule, tokenizer, config, output
     if cfg.get("run_predict", True) and _has_stage(datamodule, "predict"):
         trainer.predict(module, datamodule=datamodule, return_predictions=False)
 
-    if cfg.export.get("enabled", True) and trainer.is_global_zero:
-        export_dir = output_dir / "export"
-        export_hf(module.model, tokenizer, export_dir, module_cls.HEAD, config, metrics)
-        summary["export_dir"] = str(export_dir)
+    if cfg.export.get("enabled", True):
+        state = full_model_state_dict(trainer, module)  # every rank takes part (FSDP, ZeRO-3 gather)
+        if trainer.is_global_zero:
+            export_dir = output_dir / "export"
+            export_hf(module.model, tokenizer, export_dir, module_cls.HEAD, config, metrics, state_dict=state)
+            summary["export_dir"] = str(export_dir)
     summary["status"] = "completed"
     _write_metrics(trainer, output_dir, metrics, summary)
     return metrics

@@ -12,23 +12,46 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lmlab.scale.flops import device_peak_tflops, training_flops_per_token
 
-def batch_tokens(batch: Any) -> int:
-    """Token positions processed in a batch (padding included: it costs compute too)."""
-    ids = batch["input_ids"] if isinstance(batch, dict) else batch[0]
-    return int(ids.numel())
+
+def batch_tokens(batch: Any, encoder_decoder: bool = False) -> int:
+    """Token positions processed in a batch (padding included: it costs compute too); for encoder-decoders,
+    the decoder's positions (its labels) as well."""
+    if not isinstance(batch, dict):
+        return int(batch[0].numel())
+    tokens = batch["input_ids"].numel()
+    if encoder_decoder:
+        decoder = batch.get("decoder_input_ids", batch.get("labels"))
+        tokens += decoder.numel() if isinstance(decoder, torch.Tensor) else 0
+    return int(tokens)
 
 
 class Throughput(Callback):
     """Logs ``train/tokens`` (all ranks, cumulative, survives resume), ``perf/tokens_per_sec`` and
-    ``perf/samples_per_sec`` (all ranks together), excluding time spent in validation."""
+    ``perf/samples_per_sec`` (all ranks together), excluding time spent in validation, and on GPUs
+    ``perf/mfu``: model FLOPs utilization against the device's peak (``lmlab.scale.flops``).
 
-    def __init__(self) -> None:
+    Args:
+        peak_tflops: the device's dense bf16/fp16 peak in TFLOP/s; ``auto`` = known GPUs (H100/H200, A100, ...);
+            null = no MFU. On CPUs only tokens/s are reported.
+    """
+
+    def __init__(self, peak_tflops: float | str | None = "auto") -> None:
+        self.peak_tflops = peak_tflops
+        self.flops_per_token: float | None = None
         self.tokens_seen = 0
         self._window_tokens = 0
         self._window_samples = 0
         self._window_start: float | None = None
         self._paused_at: float | None = None
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.peak_tflops == "auto":
+            self.peak_tflops = device_peak_tflops() if pl_module.device.type == "cuda" else None
+        length = getattr(trainer.datamodule, "sequence_length", None)
+        if self.peak_tflops and length and hasattr(pl_module, "model"):
+            self.flops_per_token = training_flops_per_token(pl_module.model, length)
 
     def on_train_batch_start(
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
@@ -39,7 +62,8 @@ class Throughput(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        tokens = batch_tokens(batch) * trainer.world_size
+        config = getattr(getattr(pl_module, "model", None), "config", None)
+        tokens = batch_tokens(batch, bool(getattr(config, "is_encoder_decoder", False))) * trainer.world_size
         ids = batch["input_ids"] if isinstance(batch, dict) else batch[0]
         self.tokens_seen += tokens
         self._window_tokens += tokens
@@ -54,6 +78,9 @@ class Throughput(Callback):
         if elapsed > 0 and self._window_tokens:
             metrics["perf/tokens_per_sec"] = self._window_tokens / elapsed
             metrics["perf/samples_per_sec"] = self._window_samples / elapsed
+            if self.flops_per_token and self.peak_tflops:
+                achieved = metrics["perf/tokens_per_sec"] * self.flops_per_token / trainer.world_size
+                metrics["perf/mfu"] = achieved / (float(self.peak_tflops) * 1e12)
         pl_module.log_dict(metrics, on_step=True, on_epoch=False, rank_zero_only=True)
         self._window_tokens = self._window_samples = 0
         self._window_start = time.perf_counter()

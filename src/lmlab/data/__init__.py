@@ -3,6 +3,8 @@
 from lmlab.data.classification_datamodule import ClassificationDataModule
 from lmlab.data.classification_sources import GlueSource, TableSource
 from lmlab.data.lm_datamodule import LMDataModule
+from lmlab.data.pair_sources import PairSource
+from lmlab.data.seq2seq_datamodule import Seq2SeqDataModule
 from lmlab.data.sources import HubTextSource, TextFilesSource, WikiTextSource
 
 __all__ = [
@@ -10,6 +12,8 @@ __all__ = [
     "GlueSource",
     "HubTextSource",
     "LMDataModule",
+    "PairSource",
+    "Seq2SeqDataModule",
     "TableSource",
     "TextFilesSource",
     "WikiTextSource",

@@ -8,10 +8,10 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
-from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from lmlab.data.classification_sources import ClassificationSpec, Example
+from lmlab.data.loading import train_loader
 from lmlab.errors import ConfigError
 from lmlab.tokenization import TokenizerSpec
 
@@ -42,6 +42,7 @@ class ClassificationDataModule(LightningDataModule):
         max_eval_samples: int | None = None,
         max_predict_samples: int | None = None,
         num_workers: int = 0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         if max_length < 8:
@@ -50,7 +51,7 @@ class ClassificationDataModule(LightningDataModule):
         self.max_length, self.batch_size = max_length, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.caps = {"train": max_train_samples, "eval": max_eval_samples, "predict": max_predict_samples}
-        self.num_workers = num_workers
+        self.num_workers, self.seed = num_workers, seed
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.sets: dict[str, list[list[dict[str, Any]]]] = {}
         self.truncated: dict[str, int] = {}
@@ -168,21 +169,17 @@ class ClassificationDataModule(LightningDataModule):
             out["labels"] = torch.tensor(labels, dtype=dtype)
         return dict(out)
 
-    def _loader(self, data: list[dict[str, Any]], train: bool = False):
-        if train:
-            return StatefulDataLoader(
-                data,
-                batch_size=self.batch_size,
-                shuffle=True,
-                collate_fn=self._collate,
-                num_workers=self.num_workers,
-            )
+    def _loader(self, data: list[dict[str, Any]]) -> DataLoader:
         return DataLoader(
             data, batch_size=self.eval_batch_size, collate_fn=self._collate, num_workers=self.num_workers
         )
 
     def train_dataloader(self):
-        return self._loader(self.sets["train"][0], train=True)
+        # drop_last=False: every training example is used each epoch, as in the reference recipe
+        train = self.sets["train"][0]
+        return train_loader(
+            train, self.batch_size, self.seed, self.trainer, self._collate, self.num_workers, False
+        )
 
     def val_dataloader(self):
         return [self._loader(s) for s in self.sets["eval"]]

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
+from lmlab.data.loading import train_loader
 from lmlab.data.sources import TextSource
 from lmlab.data.token_cache import build_token_cache, load_tokens
 from lmlab.errors import ConfigError, DataError
@@ -63,6 +64,7 @@ class LMDataModule(LightningDataModule):
         block_size: tokens per training sequence.
         batch_size: sequences per device per step; ``eval_batch_size`` for validation and test.
         num_proc: processes for the one-time tokenization (the Rust tokenizer is multi-threaded already).
+        seed: the seed of the training order (epoch e uses seed + e; see ``lmlab.data.loading``).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class LMDataModule(LightningDataModule):
         num_proc: int = 1,
         pin_memory: bool = True,
         splits: dict[str, str | None] | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         splits = dict(splits or {"train": "train", "validation": "valid", "test": "test"})
@@ -91,6 +94,7 @@ class LMDataModule(LightningDataModule):
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers, self.num_proc, self.pin_memory = num_workers, num_proc, pin_memory
+        self.seed = seed
         self.splits = {stage: split for stage, split in splits.items() if split}
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.cache_folders: dict[str, Path] = {}
@@ -150,16 +154,8 @@ class LMDataModule(LightningDataModule):
         return self.datasets[stage].tokens
 
     def train_dataloader(self) -> StatefulDataLoader:
-        # Stateful: Lightning saves its position in checkpoints, so a mid-epoch resume continues with the
-        # very batch that came next, in the same shuffled order.
-        return StatefulDataLoader(
-            self.datasets["train"],
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.num_workers > 0,
+        return train_loader(
+            self.datasets["train"], self.batch_size, self.seed, self.trainer, num_workers=self.num_workers
         )
 
     def _eval_loader(self, stage: str) -> DataLoader:

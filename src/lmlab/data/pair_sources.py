@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmlab.data.pair_files import count_lines, local_pair_files
 from lmlab.data.sources import file_fingerprint, load_hub_split
-from lmlab.data.tables import field_names, get_field, has_field, read_records, table_format
-from lmlab.data.text_io import check_file, open_binary, read_lines
+from lmlab.data.tables import field_names, get_field, has_field, read_records
+from lmlab.data.text_io import read_lines
 from lmlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ class PairSource:
 
     Args:
         files: path per split (``{train: a.jsonl, validation: b.jsonl}``) or a pattern with ``{split}``;
-            ``{lang}`` in it means parallel text (``.gz`` is tried too).
+            ``{lang}`` in it means parallel text, as does a ``[source file, target file]`` pair per split
+            (``.gz`` is tried too).
         source_column, target_column: the columns of tables and hub datasets.
         reference_columns: per split, the columns holding several references (``{test: [summary1,
             summary2, summary3]}``); the first one is also the target of the loss. A split whose data has
@@ -71,7 +73,9 @@ class PairSource:
             raise ConfigError("data.source needs files (local tables or parallel text) or a hub_path")
         if empty_rows not in EMPTY_ROWS:
             raise ConfigError(f"data.source.empty_rows={empty_rows!r} is not one of {EMPTY_ROWS}")
-        self.files = files if isinstance(files, str) or not files else {k: v for k, v in files.items() if v}
+        self.files = (
+            files if isinstance(files, str) or not files else {k: v for k, v in dict(files).items() if v}
+        )
         self.source_column, self.target_column = source_column, target_column
         self.reference_columns = {k: list(v) for k, v in (reference_columns or {}).items() if v}
         self.langs = (source_lang, target_lang)
@@ -80,7 +84,7 @@ class PairSource:
         self._found: dict[str, _Found] = {}
 
     # ------------------------------------------------------------------------------------ locating
-    def _pattern(self, split: str) -> str | None:
+    def _pattern(self, split: str) -> Any:
         if isinstance(self.files, str):
             return self.files.replace("{split}", split)
         if isinstance(self.files, dict):
@@ -88,28 +92,13 @@ class PairSource:
         return None
 
     def _local(self, split: str, tried: list[str]) -> _Found | None:
-        pattern = self._pattern(split)
-        if pattern is None:
+        entry = self._pattern(split)
+        if entry is None:
             if isinstance(self.files, dict):
                 tried.append(f"data.source.files has no {split!r} entry (it has {sorted(self.files)})")
             return None
-        if "{lang}" in pattern:
-            if not all(self.langs):
-                raise ConfigError(
-                    f"data.source.files={pattern!r} is parallel text ({{lang}}): set data.source.source_lang "
-                    "and data.source.target_lang (e.g. en and de)"
-                )
-            paths = tuple(_existing(pattern.replace("{lang}", lang), tried) for lang in self.langs)
-            if None in paths:
-                return None
-            return _Found("parallel", paths)  # type: ignore[arg-type]
-        if table_format(pattern) is None:
-            raise ConfigError(
-                f"data.source.files: {pattern!r} is neither a table (.jsonl/.csv/.tsv, optionally .gz) nor "
-                "parallel text (a path with {lang})"
-            )
-        path = _existing(pattern, tried)
-        return None if path is None else _Found("table", (path,))
+        found = local_pair_files(entry, split, self.langs, tried)
+        return None if found is None else _Found(*found)
 
     def _locate(self, split: str) -> _Found:
         if split not in self._found:
@@ -123,7 +112,9 @@ class PairSource:
                         "data.source.files to existing files, or paths.data_dir to the folder that holds them"
                     )
                 hub_split = self.hub_splits.get(split, split)
-                found = _Found("hub", dataset=load_hub_split(self.hub_path, self.hub_name, hub_split, what, tried))
+                found = _Found(
+                    "hub", dataset=load_hub_split(self.hub_path, self.hub_name, hub_split, what, tried)
+                )
             self._found[split] = found
         return self._found[split]
 
@@ -132,7 +123,7 @@ class PairSource:
         for split in splits:
             found = self._locate(split)
             if found.kind == "parallel":
-                counts = [_count_lines(p) for p in found.paths]
+                counts = [count_lines(p) for p in found.paths]
                 if counts[0] != counts[1]:
                     raise DataError(
                         f"parallel files differ in length: {found.paths[0]} has {counts[0]} lines but "
@@ -181,7 +172,9 @@ class PairSource:
         skipped = 0
         if found.kind == "parallel":
             src, tgt = found.paths
-            lines = zip(read_lines(src, self.encoding_errors), read_lines(tgt, self.encoding_errors))
+            lines = zip(
+                read_lines(src, self.encoding_errors), read_lines(tgt, self.encoding_errors), strict=True
+            )
             rows: Iterator[tuple[str, str, list[str]]] = (
                 (f"{src}:{n} / {tgt}:{n}", s.strip(), [t.strip()]) for n, (s, t) in enumerate(lines, start=1)
             )
@@ -200,7 +193,9 @@ class PairSource:
                 continue
             out.append(Pair(source, refs, where))
         if skipped:
-            log.warning("%s: skipped %d pair(s) with an empty source or target", self.describe(split), skipped)
+            log.warning(
+                "%s: skipped %d pair(s) with an empty source or target", self.describe(split), skipped
+            )
         if not out:
             raise DataError(f"{self.describe(split)}: no usable pairs")
         return out
@@ -237,20 +232,6 @@ class PairSource:
         if found.kind == "hub":
             return f"{self.name}: hub {self.hub_path} ({self.hub_name}) split {self.hub_splits.get(split, split)}"
         return f"{self.name}: " + " + ".join(str(p) for p in found.paths)
-
-
-def _existing(path: str, tried: list[str]) -> Path | None:
-    """The file, or the same with ``.gz`` appended; None (and a line in ``tried``) if neither exists."""
-    for candidate in (Path(path).expanduser(), Path(path + ".gz").expanduser()):
-        if candidate.is_file():
-            return check_file(candidate, "data.source.files")
-    tried.append(f"local file {path} (or {Path(path).name}.gz): not found")
-    return None
-
-
-def _count_lines(path: Path) -> int:
-    with open_binary(path) as f:
-        return sum(1 for _ in f)
 
 
 def _text(value: Any) -> str:

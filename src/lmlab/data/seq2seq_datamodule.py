@@ -66,7 +66,10 @@ class Seq2SeqDataModule(LightningDataModule):
         unknown = set(splits) - set(STAGES)
         if unknown:
             raise ConfigError(f"data.splits has unknown keys {sorted(unknown)}; use {STAGES}")
-        for name, value in (("max_source_length", max_source_length), ("max_target_length", max_target_length)):
+        for name, value in (
+            ("max_source_length", max_source_length),
+            ("max_target_length", max_target_length),
+        ):
             if value < 2:
                 raise ConfigError(f"data.{name}={value} must be at least 2")
         if batch_size < 1:
@@ -105,7 +108,11 @@ class Seq2SeqDataModule(LightningDataModule):
     def length_field(self) -> str:
         if self.decoder_only:
             return "data.max_source_length + data.max_target_length"
-        return "data.max_source_length" if self.max_source_length >= self.max_target_length else "data.max_target_length"
+        return (
+            "data.max_source_length"
+            if self.max_source_length >= self.max_target_length
+            else "data.max_target_length"
+        )
 
     def module_kwargs(self) -> dict[str, Any]:
         """What the task module needs to know about the data: the longest prompt it will generate from."""
@@ -146,11 +153,15 @@ class Seq2SeqDataModule(LightningDataModule):
             pairs[stage] = self.source.pairs(split, limit)
         if self._holds_out():
             every, train = self.holdout_every, pairs["train"]
-            pairs["validation"] = [p for i, p in enumerate(train) if i % every == every - 1][: self.limits["validation"]]
-            pairs["train"] = [p for i, p in enumerate(train) if i % every != every - 1][: self.limits["train"]]
+            pairs["validation"] = [p for i, p in enumerate(train) if i % every == every - 1][
+                : self.limits["validation"]
+            ]
+            pairs["train"] = [p for i, p in enumerate(train) if i % every != every - 1][
+                : self.limits["train"]
+            ]
         for stage, stage_pairs in pairs.items():
             what = f"{stage} ({self.source.describe(self.splits['train' if stage not in self.splits else stage])})"
-            self.features[stage] = encoder.encode(stage_pairs, with_prompt=stage != "train", what=what)
+            self.features[stage] = encoder.encode(stage_pairs, what)
             log.info("%s: %d pairs", what, len(stage_pairs))
 
     def setup(self, stage: str | None = None) -> None:
@@ -170,14 +181,16 @@ class Seq2SeqDataModule(LightningDataModule):
             persistent_workers=self.num_workers > 0, **self._loader_kwargs(),
         )  # fmt: skip
 
-    def _eval_loader(self, stage: str) -> DataLoader:
+    def eval_dataloader(self, stage: str) -> DataLoader:
         if stage not in self.features:
             raise ConfigError(f"no {stage} split is configured: set data.splits.{stage}")
         # In index order: the first examples are the ones generation runs on during validation.
-        return DataLoader(self.features[stage], batch_size=self.eval_batch_size, shuffle=False, **self._loader_kwargs())
+        return DataLoader(
+            self.features[stage], batch_size=self.eval_batch_size, shuffle=False, **self._loader_kwargs()
+        )
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validation")
+        return self.eval_dataloader("validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+        return self.eval_dataloader("test")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from lmlab.data.tables import read_records
 from lmlab.data.text_io import check_file, read_lines
 from lmlab.errors import ConfigError, DataError
 from lmlab.utils.network import hub_offline_reason
@@ -275,19 +275,10 @@ class TextFilesSource(TextSource):
             yield _as_doc(doc)
 
     def _jsonl_documents(self, path: Path) -> Iterator[list[tuple[str, bool]]]:
-        for lineno, line in enumerate(read_lines(path, self.encoding_errors), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
+        for lineno, record in read_records(path, self.encoding_errors):
+            if self.text_field not in record:
                 raise DataError(
-                    f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object"
-                ) from None
-            if not isinstance(record, dict) or self.text_field not in record:
-                found = sorted(record) if isinstance(record, dict) else type(record).__name__
-                raise DataError(
-                    f"{path}:{lineno}: no field {self.text_field!r} (found {found}); "
+                    f"{path}:{lineno}: no field {self.text_field!r} (found {sorted(record)}); "
                     "set data.source.text_field to the field that holds the text"
                 )
             text = str(record[self.text_field])

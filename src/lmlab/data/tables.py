@@ -36,12 +36,16 @@ def read_records(path: str | Path, encoding_errors: str = "strict") -> Iterator[
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object") from None
+                raise DataError(
+                    f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object"
+                ) from None
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object")
             yield lineno, record
     elif fmt in ("csv", "tsv"):
-        reader = csv.DictReader(read_lines(path, encoding_errors), dialect="excel" if fmt == "csv" else "excel-tab")
+        reader = csv.DictReader(
+            read_lines(path, encoding_errors), dialect="excel" if fmt == "csv" else "excel-tab"
+        )
         for row in reader:
             if None in row:
                 raise DataError(

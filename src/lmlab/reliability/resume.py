@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -51,6 +50,8 @@ def register_resolver() -> None:
 
 def checkpoint_step(path: Path) -> int | None:
     """The global step of a readable checkpoint, or None if it is truncated or corrupt."""
+    import torch  # here, not at import: `import lmlab` (config resolvers) must stay light
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return int(ckpt.get("global_step", -1))

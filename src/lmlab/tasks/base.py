@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -12,7 +12,7 @@ from lightning.pytorch import LightningModule
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lmlab.errors import ConfigError, NonFiniteLossError
-from lmlab.optim import param_groups
+from lmlab.optim import fused_on_cpu, param_groups
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,9 @@ class TaskModule(LightningModule):
         tokenizer: the run's tokenizer (special token ids; not saved by Lightning).
         optimizer: a partial optimizer (``_partial_: true`` in config); weight decay goes to >= 2-D weights only.
         scheduler: a partial of ``lmlab.optim.build_scheduler`` or None for a constant learning rate.
-        compile: ``torch.compile`` the model in place (state dict keys stay free of ``_orig_mod.``).
+        compile: ``torch.compile`` the model in place (state dict keys stay free of ``_orig_mod.``, so a
+            compiled run resumes into an uncompiled one and back); ``true`` or a dict of ``torch.compile``
+            options, e.g. ``{mode: max-autotune}``.
         on_nonfinite_loss: ``stop`` (default: save the batch and the weights for debugging, then fail with a
             message naming the step), ``skip`` (skip the batch, at most ``max_skipped_batches`` times), or
             ``off`` (no check: saves one host-device sync per step).
@@ -40,7 +42,7 @@ class TaskModule(LightningModule):
         tokenizer: PreTrainedTokenizerBase,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        compile: bool = False,
+        compile: bool | dict = False,
         on_nonfinite_loss: str = "stop",
         max_skipped_batches: int = 10,
     ) -> None:
@@ -66,14 +68,20 @@ class TaskModule(LightningModule):
 
     def configure_model(self) -> None:
         if self.compile_model and not self._compiled:
-            self.model.compile()  # in place: parameters and state-dict keys are unchanged
+            options = dict(self.compile_model) if isinstance(self.compile_model, Mapping) else {}
+            self.model.compile(**options)  # in place: parameters and state-dict keys are unchanged
             self._compiled = True
 
     def configure_optimizers(self) -> dict[str, Any]:
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured: set the optimizer group (e.g. optimizer=adamw)")
         weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        optimizer = self.optimizer_factory(params=param_groups(self.model, weight_decay))
+        # the whole module: the model and any extra head (e.g. an auxiliary LM head sharing the model's body)
+        groups = param_groups(self, weight_decay)
+        precision = self.trainer.precision if self._trainer is not None else None
+        optimizer = self.optimizer_factory(
+            params=groups, **fused_on_cpu(self.optimizer_factory, groups, precision)
+        )
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(
@@ -89,12 +97,24 @@ class TaskModule(LightningModule):
         step = self.global_step
         if self.on_nonfinite_loss == "skip" and self.skipped_batches < self.max_skipped_batches:
             self.skipped_batches += 1
-            log.warning("Non-finite loss (%s) at step %d: batch skipped (%d so far)", loss.item(), step, self.skipped_batches)
+            log.warning(
+                "Non-finite loss (%s) at step %d: batch skipped (%d so far)",
+                loss.item(),
+                step,
+                self.skipped_batches,
+            )
             return None
         where = Path(self.trainer.default_root_dir) / "nonfinite"
         where.mkdir(parents=True, exist_ok=True)
-        cpu_batch = {k: v.detach().cpu() for k, v in batch.items()} if isinstance(batch, dict) else batch
-        torch.save({"step": step, "loss": loss.item(), "batch": cpu_batch}, where / f"batch-step{step}-rank{self.global_rank}.pt")
+        cpu_batch = (
+            {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            if isinstance(batch, dict)
+            else batch
+        )
+        torch.save(
+            {"step": step, "loss": loss.item(), "batch": cpu_batch},
+            where / f"batch-step{step}-rank{self.global_rank}.pt",
+        )
         torch.save(self.state_dict(), where / f"weights-before-step{step}-rank{self.global_rank}.pt")
         raise NonFiniteLossError(
             f"the training loss is {loss.item()} at step {step} (epoch {self.current_epoch}). The batch and the weights "

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
+from lmlab.augment import Augmentation
 from lmlab.data.classification_sources import ClassificationSpec
+from lmlab.errors import ConfigError
 from lmlab.metrics.classification import make_metrics
 from lmlab.tasks.base import TaskModule
+from lmlab.tasks.masking import mask_tokens
 from lmlab.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -29,9 +33,33 @@ class SequenceClassificationModule(TaskModule):
     HEAD = "sequence_classification"
     EVALUATION = "classification"
 
-    def __init__(self, *args: Any, spec: ClassificationSpec, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        spec: ClassificationSpec,
+        label_smoothing: float = 0.0,
+        augmentation: dict[str, Any] | None = None,
+        aux_lm_weight: float = 0.0,
+        aux_lm: torch.nn.Module | None = None,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        """``label_smoothing``: of the training cross-entropy (classification only). ``augmentation``: token
+        deletion/swap/replacement/span masking probabilities (``lmlab.augment``), training batches only.
+        ``aux_lm_weight``: weight of a masked-LM (encoders) or causal-LM loss on the same batch, computed by
+        ``aux_lm`` (an LM head sharing the model's body) — a guard against forgetting; 0 = off."""
         super().__init__(*args, **kwargs)
         self.spec = spec
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1)")
+        if label_smoothing and spec.is_regression:
+            raise ConfigError("task.label_smoothing applies to classification, not to a regression task")
+        self.label_smoothing = label_smoothing
+        self.augmentation = Augmentation(**(augmentation or {}))
+        self.aux_lm_weight, self.aux_lm, self.seed = aux_lm_weight, aux_lm, seed
+        if aux_lm_weight and aux_lm is None:
+            raise ConfigError("task.aux_lm_weight > 0 needs an LM head (built by train from the model)")
+        self.register_buffer("special_ids", torch.tensor(self.tokenizer.all_special_ids), persistent=False)
         self.val_metrics = torch.nn.ModuleList(
             make_metrics(spec.metrics, spec.num_labels) for _ in spec.eval_suffixes
         )
@@ -51,12 +79,45 @@ class SequenceClassificationModule(TaskModule):
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.squeeze(-1).float() if self.spec.is_regression else logits.argmax(-1)
 
+    def _generator(self, salt: int) -> torch.Generator:
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed((self.seed * 1_000_003 + self.global_step * 7919 + salt) % (2**63 - 1))
+        return gen
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
-        loss = self(batch).loss
+        if self.augmentation.active:
+            mask_id = self.tokenizer.mask_token_id
+            mask_id = mask_id if mask_id is not None else self.tokenizer.unk_token_id
+            batch = self.augmentation(
+                batch, self.special_ids, mask_id, self.tokenizer.pad_token_id, self._generator(1)
+            )
+        out = self(batch)
+        loss = out.loss
+        if self.label_smoothing:
+            loss = F.cross_entropy(out.logits.float(), batch["labels"], label_smoothing=self.label_smoothing)
+        if self.aux_lm_weight:
+            aux = self.auxiliary_lm_loss(batch)
+            self.log("train/aux_lm_loss", aux)
+            loss = loss + self.aux_lm_weight * aux
         if self.checked_loss(loss, batch) is None:
             return None
         self.log("train/loss", loss, prog_bar=True)
         return loss
+
+    def auxiliary_lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Masked-LM loss (15% of the tokens, 80/10/10) or next-token loss on the batch's own text."""
+        ids, attention = batch["input_ids"], batch.get("attention_mask")
+        extra = {k: batch[k] for k in ("attention_mask", "token_type_ids") if k in batch}
+        if self.tokenizer.mask_token_id is not None:
+            inputs, targets = mask_tokens(ids, self.tokenizer.mask_token_id, len(self.tokenizer), self.special_ids,
+                                          generator=self._generator(2))  # fmt: skip
+            logits = self.aux_lm(input_ids=inputs, **extra).logits
+        else:
+            targets = F.pad(ids[:, 1:], (0, 1), value=-100)
+            if attention is not None:
+                targets = targets.masked_fill(F.pad(attention[:, 1:], (0, 1)) == 0, -100)
+            logits = self.aux_lm(input_ids=ids, **extra).logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
     def _eval_step(self, batch, metrics, suffix: str, stage: str) -> None:
         out = self(batch)

@@ -15,12 +15,18 @@ from lmlab.tasks.masking import mask_tokens
 
 
 class LanguageModelModule(TaskModule):
-    """Shared loop: token-level cross-entropy, token accuracy, and loss/ppl/accuracy per evaluation stage."""
+    """Shared loop: token-level cross-entropy, token accuracy, and loss/ppl/accuracy per evaluation stage.
+
+    ``label_smoothing`` smooths the training loss only; evaluation losses and perplexities are unsmoothed.
+    """
 
     EVALUATION = "language_model"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1)")
+        self.label_smoothing = label_smoothing
         # Token-weighted means, synced across DDP ranks when computed (each token counted once).
         self.eval_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
         self.eval_acc = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
@@ -38,7 +44,10 @@ class LanguageModelModule(TaskModule):
     def _forward_loss(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int, with_accuracy: bool):
         input_ids, targets = self.inputs_and_targets(batch, stage, batch_idx)
         logits = self.model(input_ids=input_ids).logits
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        smoothing = self.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, label_smoothing=smoothing
+        )
         if not with_accuracy:
             return loss, None, None
         valid = targets != -100

@@ -1,0 +1,5 @@
+"""lmlab's Hydra sweeper on Optuna (>= 4) ask-and-tell: ``hydra/sweeper=lmlab_optuna``.
+
+Found by Hydra through the ``hydra_plugins`` namespace package (``src/hydra_plugins`` has no __init__.py).
+The loop itself is ``lmlab.sweeps.optuna_sweep``; this package holds the plugin class and its config.
+"""
