@@ -32,8 +32,16 @@ def test_experiment_trains(experiment, tiny_overrides, tmp_path, wikitext_dir, s
         rows = "text,label\n" + "".join(f"{'good' if i % 2 else 'bad'} item {i},{i % 2}\n" for i in range(40))
         (tmp_path / "t.csv").write_text(rows)
         overrides = [o for o in overrides if not o.startswith(("model=", "tokenizer.", "data.block_size"))]
-        overrides += ["model=bert_tiny", "model.pretrained=null", "tokenizer=wordpiece", "tokenizer.vocab_size=300"]
-        overrides += [f"data.source.files.train={tmp_path / 't.csv'}", f"data.source.files.validation={tmp_path / 't.csv'}"]
+        overrides += [
+            "model=bert_tiny",
+            "model.pretrained=null",
+            "tokenizer=wordpiece",
+            "tokenizer.vocab_size=300",
+        ]
+        overrides += [
+            f"data.source.files.train={tmp_path / 't.csv'}",
+            f"data.source.files.validation={tmp_path / 't.csv'}",
+        ]
         overrides += ["trainer.max_epochs=1", "trainer.max_steps=4"]
     if experiment == "clm_text_files":
         overrides += [

@@ -58,6 +58,8 @@ def test_mnli_reports_matched_and_mismatched_and_writes_ax(glue_dir, tmp_path):
 def test_stsb_is_regression_with_combined_score(glue_dir, tmp_path):
     metrics = finetune("stsb", glue_dir, tmp_path, ["trainer.max_epochs=1", "optimizer.lr=1e-3"])
     assert {"val/pearson", "val/spearmanr", "val/combined_score"} <= metrics.keys()
+    # all metrics of the best checkpoint, not only the monitored one
+    assert {"best/val/pearson", "best/val/spearmanr", "best/val/combined_score"} <= metrics.keys()
     assert metrics["val/combined_score"] == pytest.approx(
         (metrics["val/pearson"] + metrics["val/spearmanr"]) / 2, abs=1e-6
     )

@@ -29,10 +29,18 @@ def wordpiece():
 # --------------------------------------------------------------------------------------------- dropout
 def test_dropout_knobs_map_onto_each_architecture():
     gpt = AutoConfig.for_model("gpt2")
-    assert apply_dropout(gpt, {"hidden": 0.2, "attention": 0.3}) == {"resid_pdrop": 0.2, "embd_pdrop": 0.2, "attn_pdrop": 0.3}
+    assert apply_dropout(gpt, {"hidden": 0.2, "attention": 0.3}) == {
+        "resid_pdrop": 0.2,
+        "embd_pdrop": 0.2,
+        "attn_pdrop": 0.3,
+    }
     bert = AutoConfig.for_model("bert")
     applied = apply_dropout(bert, {"hidden": 0.2, "attention": 0.1, "classifier": 0.4})
-    assert applied == {"hidden_dropout_prob": 0.2, "attention_probs_dropout_prob": 0.1, "classifier_dropout": 0.4}
+    assert applied == {
+        "hidden_dropout_prob": 0.2,
+        "attention_probs_dropout_prob": 0.1,
+        "classifier_dropout": 0.4,
+    }
     with pytest.raises(ConfigError, match="the llama architecture has no hidden dropout field"):
         apply_dropout(AutoConfig.for_model("llama"), {"hidden": 0.1})
 
@@ -64,7 +72,9 @@ def test_frozen_layers_get_no_gradient(wordpiece):
     assert not any(v for n, v in grads.items() if "embeddings" in n or ".layer.0." in n or ".layer.1." in n)
     assert all(v for n, v in grads.items() if ".layer.2." in n or n.startswith("classifier"))
     with pytest.raises(ConfigError, match="has only 3 layers"):
-        ModelFactory(model_type="bert", config={"num_hidden_layers": 3}, freeze={"layers": 4}).build("masked_lm", wordpiece)
+        ModelFactory(model_type="bert", config={"num_hidden_layers": 3}, freeze={"layers": 4}).build(
+            "masked_lm", wordpiece
+        )
 
 
 # --------------------------------------------------------------------------------------- augmentation
@@ -102,7 +112,13 @@ def test_augmentation_only_touches_training_batches(glue_dir, tmp_path, monkeypa
 
     monkeypatch.setattr(SequenceClassificationModule, "forward", spy)
     strong = ["task.augmentation.deletion=0.5", "task.augmentation.replace=0.3"]
-    overrides = ["experiment=glue/sst2", *GLUE_TINY, f"paths.data_dir={glue_dir}", "trainer.max_epochs=1", "run_predict=false"]
+    overrides = [
+        "experiment=glue/sst2",
+        *GLUE_TINY,
+        f"paths.data_dir={glue_dir}",
+        "trainer.max_epochs=1",
+        "run_predict=false",
+    ]
     train(compose([*overrides, f"paths.cache_dir={tmp_path / 'c'}", *strong], tmp_path / "aug"))
     aug_val = [t.tolist() for t in seen["val"]]
     aug_train = seen["train"][0].tolist()
@@ -170,10 +186,26 @@ def test_early_stopping_stops_at_the_expected_epoch(tmp_path):
 # -------------------------------------------------------------------------------------- aux LM, curves
 @pytest.mark.parametrize("model", ["bert_tiny", "gpt_tiny"])
 def test_auxiliary_lm_loss_shares_the_body(model, glue_dir, tmp_path):
-    tokenizer = ["tokenizer=wordpiece"] if model == "bert_tiny" else ["tokenizer=bpe", "tokenizer.vocab_size=400"]
-    overrides = ["experiment=glue/rte", *[o for o in GLUE_TINY if not o.startswith(("model=", "tokenizer"))], f"model={model}"]
-    overrides += [*tokenizer, "tokenizer.min_frequency=1", f"paths.data_dir={glue_dir}", f"paths.cache_dir={tmp_path / 'c'}"]
-    overrides += ["task.aux_lm_weight=0.5", "trainer.max_steps=4", "trainer.log_every_n_steps=1", "run_predict=false"]
+    tokenizer = (
+        ["tokenizer=wordpiece"] if model == "bert_tiny" else ["tokenizer=bpe", "tokenizer.vocab_size=400"]
+    )
+    overrides = [
+        "experiment=glue/rte",
+        *[o for o in GLUE_TINY if not o.startswith(("model=", "tokenizer"))],
+        f"model={model}",
+    ]
+    overrides += [
+        *tokenizer,
+        "tokenizer.min_frequency=1",
+        f"paths.data_dir={glue_dir}",
+        f"paths.cache_dir={tmp_path / 'c'}",
+    ]
+    overrides += [
+        "task.aux_lm_weight=0.5",
+        "trainer.max_steps=4",
+        "trainer.log_every_n_steps=1",
+        "run_predict=false",
+    ]
     train(compose(overrides, tmp_path / "run"))
     with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
         aux = [float(r["train/aux_lm_loss"]) for r in csv.DictReader(f) if r.get("train/aux_lm_loss")]
@@ -191,7 +223,9 @@ def test_coverage_report_equals_hand_counts():
     backend = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]")
-    report = coverage_report(tok, word_counts(["the cats sat\n", "the zzz\n"]), word_counts(["the cat sat\n"]))
+    report = coverage_report(
+        tok, word_counts(["the cats sat\n", "the zzz\n"]), word_counts(["the cat sat\n"])
+    )
     # words: the, cats (cat ##s), sat, the, zzz ([UNK]) -> 5 words, 6 tokens
     assert (report["words"], report["word_types"], report["tokens"]) == (5, 4, 6)
     assert report["fertility"] == pytest.approx(6 / 5)

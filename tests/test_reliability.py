@@ -45,14 +45,22 @@ def assert_same_weights(a, b):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, wikitext_dir):
     tmp = tmp_path_factory.mktemp("straight")
-    args = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp / 'cache'}", f"hydra.run.dir={tmp / 'run'}"]
+    args = [
+        *TINY,
+        *RUN,
+        f"paths.data_dir={wikitext_dir}",
+        f"paths.cache_dir={tmp / 'cache'}",
+        f"hydra.run.dir={tmp / 'run'}",
+    ]
     result = run_cli(args, tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp / "run" / "checkpoints" / "last.ckpt"
 
 
 @pytest.mark.parametrize(("signal", "exit_code"), [("SIGKILL", -9), ("SIGTERM", 143)])
-def test_killed_run_resumes_exactly_with_the_same_command(signal, exit_code, uninterrupted, wikitext_dir, tmp_path):
+def test_killed_run_resumes_exactly_with_the_same_command(
+    signal, exit_code, uninterrupted, wikitext_dir, tmp_path
+):
     """kill -9 after step 13 (last periodic checkpoint: step 10), or SIGTERM (saves at step 13); then the same
     command with resume=auto continues in the same run folder and ends with the uninterrupted run's weights."""
     base = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
@@ -127,7 +135,9 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, tiny_overrides, monkeypa
         return loss, acc, n
 
     monkeypatch.setattr(LanguageModelModule, "_forward_loss", poisoned)
-    with pytest.raises(NonFiniteLossError, match=r"the training loss is nan at step 3 .*task.on_nonfinite_loss=skip"):
+    with pytest.raises(
+        NonFiniteLossError, match=r"the training loss is nan at step 3 .*task.on_nonfinite_loss=skip"
+    ):
         train(compose([*tiny_overrides, *RUN], tmp_path / "stop"))
     saved = sorted(p.name for p in (tmp_path / "stop" / "nonfinite").iterdir())
     assert saved == ["batch-step3-rank0.pt", "weights-before-step3-rank0.pt"]

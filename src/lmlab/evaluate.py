@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.checkpoint import load_model_for_eval, load_tokenizer_for_eval
 from lmlab.errors import ConfigError
+from lmlab.evaluation import EvalContext
 from lmlab.evaluation.classification import evaluate_classification
 from lmlab.evaluation.continuation import evaluate_continuation
 from lmlab.evaluation.coverage import evaluate_coverage
@@ -25,7 +26,7 @@ from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-# kind -> evaluator(cfg, data_cfg, model, tokenizer, head, train_config, device) -> (metrics, summary).
+# kind -> evaluator(EvalContext) -> (metrics, summary).
 # The kind is `evaluation=` if given, else the EVALUATION of the task the model was trained with, else by head.
 EVALUATORS: dict[str, Callable[..., tuple[dict[str, float], dict[str, Any]]]] = {
     "language_model": evaluate_language_model,
@@ -76,7 +77,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "is unknown: choose it, e.g. data=wikitext2"
         )
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    metrics, summary = EVALUATORS[kind](cfg, data_cfg, model, tokenizer, head, train_config, device)
+    metrics, summary = EVALUATORS[kind](
+        EvalContext(cfg, data_cfg, model, tokenizer, head, train_config, device)
+    )
 
     atomic_write_json(
         Path(cfg.paths.output_dir) / "metrics.json",

@@ -72,7 +72,9 @@ def transformer_layers(model: PreTrainedModel) -> list[nn.Module]:
 def freeze(model: PreTrainedModel, embeddings: bool = False, layers: int = 0) -> int:
     """Stop gradients to the embeddings and/or the first ``layers`` blocks; returns the frozen parameter count."""
     frozen: list[nn.Parameter] = []
-    if embeddings:  # the embedding tables and their block (e.g. BertEmbeddings' LayerNorm); a tied output layer too
+    if (
+        embeddings
+    ):  # the embedding tables and their block (e.g. BertEmbeddings' LayerNorm); a tied output layer too
         for module in model.modules():
             if isinstance(module, nn.Embedding) or type(module).__name__.endswith("Embeddings"):
                 frozen += list(module.parameters())

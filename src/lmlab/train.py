@@ -15,12 +15,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
+from lmlab.callbacks.history import ValidationHistory
 from lmlab.callbacks.run_metadata import RunMetadata
 from lmlab.checkpoint import checkpoint_metadata, read_checkpoint
 from lmlab.errors import ConfigError
 from lmlab.export import export_hf
 from lmlab.models import aux_lm_head, count_parameters
-from lmlab.reliability.resume import find_resume_checkpoint
+from lmlab.reliability.resume import checkpoint_step, find_resume_checkpoint
 from lmlab.reliability.secrets import scrub, scrub_files
 from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.reliability.validate import check_types, check_writable
@@ -106,7 +107,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     loggers = build_loggers(cfg, ckpt_path, resume_meta.get("wandb_run_id"))
     sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
-    trainer = instantiate(cfg.trainer, callbacks=[*callbacks, metadata, sigterm], logger=loggers or False)
+    trainer = instantiate(
+        cfg.trainer, callbacks=[*callbacks, metadata, sigterm, ValidationHistory()], logger=loggers or False
+    )
     metadata.wandb_run_id = _wandb_run_id(loggers)
     fixed_length = datamodule.sequence_length if datamodule.length_field == "data.block_size" else None
     trainer.accumulate_grad_batches = accumulation_steps(
@@ -148,6 +151,7 @@ def _fit_test_export(
     cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path
 ) -> dict:
     module_cls = type(module)
+    history = next(cb for cb in trainer.callbacks if isinstance(cb, ValidationHistory))
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _float_metrics(trainer.callback_metrics)
 
@@ -164,6 +168,10 @@ def _fit_test_export(
         summary["best_checkpoint"] = checkpoint_cb.best_model_path
         if checkpoint_cb.best_model_score is not None:
             metrics[f"best/{checkpoint_cb.monitor}"] = float(checkpoint_cb.best_model_score)
+        # every validation metric of the best checkpoint, from the validation it was saved at
+        best_step = checkpoint_step(Path(checkpoint_cb.best_model_path))
+        for name, value in history.at(best_step).items() if best_step is not None else ():
+            metrics.setdefault(f"best/{name}", value)
         if cfg.export.get("weights", "best") == "best":
             load_best_weights(trainer, module, checkpoint_cb.best_model_path, datamodule)
             log.info("Loaded the best weights (%s) for testing and export", checkpoint_cb.best_model_path)

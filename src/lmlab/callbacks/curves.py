@@ -25,7 +25,10 @@ class LearningCurves(Callback):
                 self.points.setdefault(name, []).append((trainer.global_step, float(value)))
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, *args: Any) -> None:
-        if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0 and not trainer.fit_loop._should_accumulate():
+        if (
+            trainer.global_step % max(trainer.log_every_n_steps, 1) == 0
+            and not trainer.fit_loop._should_accumulate()
+        ):
             self._record(trainer, ["train/loss"])
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

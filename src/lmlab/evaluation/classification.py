@@ -7,23 +7,17 @@ from typing import Any
 
 from hydra.utils import instantiate
 from lightning.pytorch import Trainer
-from omegaconf import DictConfig, open_dict
+from omegaconf import open_dict
 
+from lmlab.evaluation import EvalContext
 from lmlab.tasks.classification import SequenceClassificationModule
 from lmlab.tokenization import GivenTokenizer
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_classification(
-    cfg: DictConfig,
-    data_cfg: DictConfig,
-    model,
-    tokenizer,
-    head: str,
-    train_config: dict[str, Any],
-    device: str,
-) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate_classification(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
+    cfg, data_cfg, model, tokenizer, device = ctx.cfg, ctx.data_cfg, ctx.model, ctx.tokenizer, ctx.device
     data_cfg = data_cfg.copy()
     with open_dict(data_cfg):
         data_cfg.eval_batch_size = cfg.batch_size

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
 from lmlab.data.seq2seq_batches import ensure_pad_and_eos
 from lmlab.errors import ConfigError
+from lmlab.evaluation import EvalContext
 from lmlab.generation.decode import generate_texts
 from lmlab.generation.records import GenerationRecord, score_records, write_predictions
 from lmlab.generation.settings import GenerationSettings
@@ -70,15 +71,15 @@ def continuation_records(
     return records
 
 
-def evaluate_continuation(
-    cfg: DictConfig,
-    data_cfg: DictConfig,
-    model,
-    tokenizer,
-    head: str,
-    train_config: dict[str, Any],
-    device: str,
-) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate_continuation(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
+    cfg, data_cfg, model, tokenizer, head, device = (
+        ctx.cfg,
+        ctx.data_cfg,
+        ctx.model,
+        ctx.tokenizer,
+        ctx.head,
+        ctx.device,
+    )
     if head != "causal_lm":
         raise ConfigError(f"evaluation=continuation needs a causal LM, but the model's head is {head}")
     stage, opts = cfg.split, cfg.continuation

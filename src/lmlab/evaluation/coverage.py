@@ -6,18 +6,17 @@ import logging
 from typing import Any
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
 
 from lmlab.errors import ConfigError
+from lmlab.evaluation import EvalContext
 from lmlab.metrics.coverage import coverage_report, word_counts
 from lmlab.tokenization import GivenTokenizer
 
 log = logging.getLogger(__name__)
 
 
-def evaluate_coverage(
-    cfg: DictConfig, data_cfg: DictConfig, model, tokenizer, head: str, train_config: dict[str, Any], device: str
-) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate_coverage(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
+    cfg, data_cfg, tokenizer = ctx.cfg, ctx.data_cfg, ctx.tokenizer
     stage = cfg.split
     datamodule = instantiate(data_cfg, _partial_=True)(tokenizer=GivenTokenizer(tokenizer))
     source, splits = datamodule.source, datamodule.splits
@@ -25,7 +24,9 @@ def evaluate_coverage(
         raise ConfigError(f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(splits)})")
     source.check([splits[stage]] + ([splits["train"]] if splits.get("train") else []))
     counts = word_counts(line for line, _ in source.iter_lines(splits[stage]))
-    train_counts = word_counts(line for line, _ in source.iter_lines(splits["train"])) if splits.get("train") else None
+    train_counts = (
+        word_counts(line for line, _ in source.iter_lines(splits["train"])) if splits.get("train") else None
+    )
     report = coverage_report(tokenizer, counts, train_counts)
     metrics = {f"coverage/{k}": float(v) for k, v in report.items() if isinstance(v, (int, float))}
     lines = [

@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from lmlab.errors import ConfigError
+from lmlab.evaluation import EvalContext
 from lmlab.generation.decode import generate_texts
 from lmlab.generation.records import GenerationRecord, score_records, write_predictions
 from lmlab.generation.settings import GenerationSettings, merge_settings
@@ -25,15 +26,9 @@ from lmlab.tokenization import GivenTokenizer
 log = logging.getLogger(__name__)
 
 
-def evaluate_generation(
-    cfg: DictConfig,
-    data_cfg: DictConfig,
-    model,
-    tokenizer,
-    head: str,
-    train_config: dict[str, Any],
-    device: str,
-) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate_generation(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
+    cfg, data_cfg, model, tokenizer = ctx.cfg, ctx.data_cfg, ctx.model, ctx.tokenizer
+    head, train_config, device = ctx.head, ctx.train_config, ctx.device
     stage = cfg.split
     task_cfg = train_config.get("task") or {}
     overrides = OmegaConf.to_container(cfg.get("generation") or {}, resolve=True)

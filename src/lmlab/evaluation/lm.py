@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from omegaconf import open_dict
 
 from lmlab.errors import ConfigError
+from lmlab.evaluation import EvalContext
 from lmlab.metrics.perplexity import sliding_window_perplexity
 from lmlab.models import max_positions
 from lmlab.tasks.masking import mask_tokens
@@ -20,15 +21,9 @@ from lmlab.tokenization import GivenTokenizer
 log = logging.getLogger(__name__)
 
 
-def evaluate_language_model(
-    cfg: DictConfig,
-    data_cfg: DictConfig,
-    model,
-    tokenizer,
-    head: str,
-    train_config: dict[str, Any],
-    device: str,
-) -> tuple[dict[str, float], dict[str, Any]]:
+def evaluate_language_model(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
+    cfg, data_cfg, model, tokenizer = ctx.cfg, ctx.data_cfg, ctx.model, ctx.tokenizer
+    head, train_config, device = ctx.head, ctx.train_config, ctx.device
     stage = cfg.split
     splits = data_cfg.get("splits") or {}
     if not splits.get(stage):

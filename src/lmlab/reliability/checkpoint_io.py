@@ -22,7 +22,9 @@ from lmlab.utils.io import publish_mode
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
         if "://" in str(path):  # remote storage: Lightning's fsspec writer handles it
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)

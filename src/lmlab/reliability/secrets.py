@@ -40,7 +40,9 @@ def scrub(obj: Any, secrets: list[str] | None = None) -> Any:
     """A copy of a (nested) config with secret values replaced by ``***``."""
     secrets = secret_values() if secrets is None else secrets
     if isinstance(obj, dict):
-        return {k: MASK if is_secret_key(k) and v not in (None, "") else scrub(v, secrets) for k, v in obj.items()}
+        return {
+            k: MASK if is_secret_key(k) and v not in (None, "") else scrub(v, secrets) for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple)):
         return type(obj)(scrub(v, secrets) for v in obj)
     if isinstance(obj, str):

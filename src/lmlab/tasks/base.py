@@ -123,6 +123,11 @@ class TaskModule(LightningModule):
         )
 
     def should_log_step(self) -> bool:
-        """True on the steps the trainer logs, so costly extras (accuracy) run only then."""
+        """True on the steps the trainer logs, so costly extras (accuracy) run only then.
+
+        Lightning writes a step's logs when the optimizer steps it has taken, this one included, are a
+        multiple of ``log_every_n_steps``: ``global_step + 1`` while the step runs (``global_step`` alone is
+        one step early, and the value written would be the one computed ``log_every_n_steps - 1`` steps before).
+        """
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
-        return self.global_step % max(every, 1) == 0
+        return (self.global_step + 1) % max(every, 1) == 0

@@ -85,7 +85,9 @@ def build_wandb_logger(
     if id:
         kwargs.update(id=id, resume="allow")
         skip_until = _last_logged_step([save_dir, *(history_dirs or [])])
-    return _resumable_wandb_logger()(project=project, save_dir=save_dir, mode=mode, skip_until=skip_until, **kwargs)
+    return _resumable_wandb_logger()(
+        project=project, save_dir=save_dir, mode=mode, skip_until=skip_until, **kwargs
+    )
 
 
 def _resumable_wandb_logger():
