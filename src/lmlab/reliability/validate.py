@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -55,3 +56,20 @@ def check_writable(path: str | Path, setting: str) -> Path:
             f"{setting}={path} is not writable ({e.strerror or e}); set {setting} to a writable folder"
         ) from None
     return path
+
+
+def check_creatable(path: str | Path, setting: str) -> None:
+    """Fail early, without creating anything, when ``path`` could not be created: its nearest existing
+    ancestor is a file, or a folder this user cannot write to."""
+    path = Path(path).absolute()
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(
+            f"{setting}={path} cannot be created: {ancestor} is a file; set {setting} to a folder"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{setting}={path} cannot be created: {ancestor} is not writable; set {setting} to a writable folder"
+        )
