@@ -25,7 +25,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.errors import LmlabError
-from lmlab.reliability.validate import check_creatable
 from lmlab.sweeps.checks import check_before_start, user_errors_exit
 from lmlab.sweeps.outcome import judge
 from lmlab.sweeps.records import JOB_INFO
@@ -49,14 +48,8 @@ class SweepCallback(Callback):
         self.summary = summary
         self._started: dict[str, float] = {}
 
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Hydra creates the run folder right after this; one it cannot create would end in a traceback
-        with user_errors_exit():
-            check_creatable(config.hydra.run.dir, "hydra.run.dir")
-
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with user_errors_exit():
-            check_creatable(config.hydra.sweep.dir, "hydra.sweep.dir")
             check_before_start(config)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
