@@ -30,7 +30,8 @@ def hand_loop(args, ends: list[tuple[float, float]]) -> None:
     from lmlab.native_gpt2 import NativeGPT2LMHeadModel
     from lmlab.optim import build_scheduler, param_groups
 
-    config = GPT2Config(
+    config = GPT2Config(  # the model of conf/model/gpt_tiny.yaml (erf GELU)
+        activation_function="gelu",
         vocab_size=args.vocab, n_positions=args.block, n_layer=args.layers, n_embd=args.width,
         n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )  # fmt: skip
@@ -70,7 +71,12 @@ def nanogpt_loop(args, ends: list[tuple[float, float]]) -> None:
     )
     optimizer = configure_optimizer(model, 1e-3, (0.9, 0.95), 0.1)
     clock = lambda i: ends.append((time.perf_counter(), time.process_time()))  # noqa: E731
-    train_steps(model, optimizer, data, args.block, args.batch, args.steps, on_step=clock)
+    warmup = round(0.05 * args.steps)  # lmlab's warmup_ratio
+    train_steps(
+        model, optimizer, data, args.block, args.batch, args.steps, on_step=clock, warmup_iters=warmup
+    )
+    if args.save:
+        torch.save(model.state_dict(), args.save)
 
 
 def main() -> None:
@@ -84,6 +90,7 @@ def main() -> None:
     for name in ("layers", "width", "heads", "block", "batch", "steps"):
         p.add_argument(f"--{name}", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", type=Path, help="nanogpt: write the trained state dict here")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     torch.manual_seed(args.seed)

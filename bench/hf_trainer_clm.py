@@ -57,7 +57,8 @@ def main() -> None:
     dataset = Dataset.from_dict(
         {"input_ids": blocks, "attention_mask": np.ones_like(blocks), "labels": blocks.copy()}
     )
-    config = GPT2Config(
+    config = GPT2Config(  # the model of conf/model/gpt_tiny.yaml (erf GELU)
+        activation_function="gelu",
         vocab_size=args.vocab, n_positions=args.block, n_layer=args.layers, n_embd=args.width,
         n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )  # fmt: skip

@@ -7,7 +7,7 @@ from its published design, what its ``model.py`` and ``train.py`` do on a CPU wi
   (``F.scaled_dot_product_attention(..., is_causal=True)``) and a GELU MLP (``nn.GELU()``, exact erf), final
   LayerNorm, LM head tied to the token embedding, ``nn.Linear`` layers, optional biases (nanoGPT's
   ``train.py`` default is ``bias=False``; GPT-2 has biases), the loss computed inside ``forward``;
-- loop: batches of ``batch_size`` random windows sliced from a flat uint16/uint32 token memmap (the next
+- loop: nanoGPT's warmup + cosine learning-rate schedule, batches of ``batch_size`` random windows sliced from a flat uint16/uint32 token memmap (the next
   batch is fetched right after the forward), AdamW with weight decay on >= 2-D parameters (not fused on
   CPU), gradient clipping, ``zero_grad(set_to_none=True)``, fp32 on CPU (no autocast).
 
@@ -127,15 +127,29 @@ def get_batch(data: np.ndarray, block_size: int, batch_size: int) -> tuple[torch
     return x, y
 
 
+def get_lr(it: int, lr: float, warmup_iters: int, lr_decay_iters: int, min_lr: float) -> float:
+    """nanoGPT's schedule: linear warmup, cosine decay to ``min_lr`` at ``lr_decay_iters``."""
+    if it < warmup_iters:
+        return lr * (it + 1) / (warmup_iters + 1)
+    if it > lr_decay_iters:
+        return min_lr
+    ratio = (it - warmup_iters) / (lr_decay_iters - warmup_iters)
+    return min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (lr - min_lr)
+
+
 def train_steps(
     model: NanoGPTRef, optimizer: torch.optim.Optimizer, data: np.ndarray, block_size: int, batch_size: int,
-    steps: int, grad_clip: float = 1.0, on_step=None,
+    steps: int, grad_clip: float = 1.0, on_step=None, warmup_iters: int = 0,
 ) -> float:  # fmt: skip
-    """nanoGPT's inner loop; ``on_step(i)`` is called after each optimizer step (timing). Returns the last loss."""
+    """nanoGPT's inner loop, with its learning-rate schedule (decay over ``steps``, to a tenth of the peak);
+    ``on_step(i)`` is called after each optimizer step (timing). Returns the last loss."""
     model.train()
+    peak = optimizer.param_groups[0]["lr"]
     x, y = get_batch(data, block_size, batch_size)
     loss = torch.zeros(())
     for i in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(i, peak, warmup_iters, steps, peak / 10)
         _, loss = model(x, y)
         x, y = get_batch(data, block_size, batch_size)  # prefetch while (on GPU) the forward runs
         loss.backward()

@@ -55,8 +55,10 @@ SYSTEMS = ("ours-hf", "hand-hf", "ours-native", "hand-native", "nanogpt")
 EXTRA = ("ours-before", "hand-hf-default", "hf-trainer")
 
 
-def prepare(work: Path, text_file: Path) -> tuple[Path, int, list[str]]:
-    """Train/val files, a char-level tokenizer and lmlab's token cache; returns (train cache, vocab, overrides)."""
+def prepare(work: Path, text_file: Path) -> tuple[dict[str, Path], int, list[str]]:
+    """Train/val files, a char-level tokenizer and lmlab's token cache.
+
+    Returns the token cache folder of each split, the vocabulary size and the ``train.py`` overrides."""
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
@@ -85,7 +87,7 @@ def prepare(work: Path, text_file: Path) -> tuple[Path, int, list[str]]:
         f"tokenizer.name_or_path={work / 'chars'}",
         f"paths.cache_dir={work / 'cache'}",
     ]
-    return dm.cache_folders["train"], len(vocab), overrides
+    return dict(dm.cache_folders), len(vocab), overrides
 
 
 def ours_cmd(system: str, shape: dict, data_overrides: list[str], run_dir: Path, out: Path) -> list[str]:
@@ -139,7 +141,8 @@ def main() -> None:
     loads = []
     with tempfile.TemporaryDirectory(prefix="lmlab-bench-") as tmp:
         work = Path(tmp)
-        tokens, vocab, data_overrides = prepare(work, args.text)
+        folders, vocab, data_overrides = prepare(work, args.text)
+        tokens = folders["train"]
         tokens_per_step = shape["block"] * shape["batch"]
         for r in range(args.repeats):
             order = systems[r % len(systems) :] + systems[: r % len(systems)]  # rotate: no fixed position

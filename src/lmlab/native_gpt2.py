@@ -3,10 +3,12 @@ nanoGPT's code path.
 
 Why: without ``torch.compile``, Hugging Face's ``GPT2LMHeadModel`` spends training time outside the matrix
 products. Its ``gelu_new`` activation is five element-wise kernels forward and more backward (PyTorch's fused
-tanh-GELU computes the same function in one: 2-3x less time for that op), and every call goes through
-cache, mask and output-recording machinery that training on packed blocks does not use. Here the residual
-stream stays 2-D, projections are single ``addmm`` calls and attention is one
-``F.scaled_dot_product_attention(is_causal=True)`` on the fused QKV projection (see BENCHMARKS.md).
+tanh-GELU computes the same function in one; lmlab's from-scratch configs use the exact GELU, which is one
+kernel in either class and half the time of the tanh one on CPUs), and every call goes through cache, mask
+and output-recording machinery that training on packed blocks does not use. Here the residual stream stays
+2-D, projections are single ``addmm`` calls and attention is one
+``F.scaled_dot_product_attention(is_causal=True)`` on the split of the fused QKV projection (see
+BENCHMARKS.md).
 
 Interop is exact by construction: parameters have the very names and shapes of ``GPT2LMHeadModel``
 (``Conv1D`` layout, weight ``[in, out]``), so this module's state dict *is* a GPT-2 state dict and Lightning
@@ -83,8 +85,11 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, shape: tuple[int, int], mask: torch.Tensor | None) -> torch.Tensor:
         batch, length = shape
-        qkv = self.c_attn(x).view(batch, length, 3, self.n_head, self.head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, length, head_dim)
+        # split (not a permuted view of the fused projection): its backward is one cat, no extra copy
+        q, k, v = (
+            t.view(batch, length, self.n_head, self.head_dim).transpose(1, 2)  # (batch, heads, length, dim)
+            for t in self.c_attn(x).split(self.n_head * self.head_dim, dim=1)
+        )
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.attn_pdrop if self.training else 0.0,
             is_causal=mask is None, scale=self.scale,
@@ -201,9 +206,9 @@ class NativeGPT2LMHeadModel(nn.Module):
         logits = self.lm_head(body.ln_f(x)).view(batch, length, -1)
         loss = None
         if labels is not None:
-            loss = F.cross_entropy(
-                logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100
-            )
+            # Shift the labels, not the logits: no copy of the (batch, length, vocab) logits is made.
+            targets = F.pad(labels[:, 1:], (0, 1), value=-100)
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits)
 
     # What the rest of lmlab (and Lightning) calls on a Hugging Face model.

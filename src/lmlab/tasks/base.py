@@ -131,3 +131,16 @@ class TaskModule(LightningModule):
         """
         every = self.trainer.log_every_n_steps if self._trainer is not None else 1
         return (self.global_step + 1) % max(every, 1) == 0
+
+    def log_train(self, name: str, value: torch.Tensor, **kwargs: Any) -> None:
+        """``self.log`` a per-step training value on the steps the logger writes and on the last step of an
+        epoch or of training (what ``metrics.json`` reports), and only then.
+
+        Values logged on the other steps are never written; each ``self.log`` call costs Lightning about half a
+        millisecond of Python (1% of a small model's CPU step, more of a fast GPU step). The progress bar shows
+        the value of the last logged step.
+        """
+        trainer = self._trainer
+        last = trainer is None or trainer.is_last_batch or 0 < trainer.max_steps <= self.global_step + 1
+        if last or self.should_log_step():
+            self.log(name, value, **kwargs)

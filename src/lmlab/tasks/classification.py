@@ -97,11 +97,11 @@ class SequenceClassificationModule(TaskModule):
             loss = F.cross_entropy(out.logits.float(), batch["labels"], label_smoothing=self.label_smoothing)
         if self.aux_lm_weight:
             aux = self.auxiliary_lm_loss(batch)
-            self.log("train/aux_lm_loss", aux)
+            self.log_train("train/aux_lm_loss", aux)
             loss = loss + self.aux_lm_weight * aux
         if self.checked_loss(loss, batch) is None:
             return None
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_train("train/loss", loss, prog_bar=True)
         return loss
 
     def auxiliary_lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -128,7 +128,7 @@ class GenerationModule(TaskModule):
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         loss, _ = self._loss(batch, self.label_smoothing)  # evaluation losses are unsmoothed
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
+        self.log_train("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
         return self.checked_loss(loss, {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)})
 
     # ------------------------------------------------------------------ evaluation

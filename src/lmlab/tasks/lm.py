@@ -60,9 +60,9 @@ class LanguageModelModule(TaskModule):
         loss, acc, _ = self._forward_loss(batch, "train", batch_idx, with_acc)
         if self.checked_loss(loss, batch) is None:
             return None
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_train("train/loss", loss, prog_bar=True)
         if acc is not None:
-            self.log("train/acc", acc)
+            self.log_train("train/acc", acc)
         return loss
 
     def _eval_step(self, batch: dict[str, torch.Tensor], batch_idx: int, stage: str) -> None:
