@@ -9,6 +9,15 @@ from lmlab.tasks.lm import CausalLMModule
 from lmlab.train import train
 
 
+def train_and_read_steps(tiny_overrides, tmp_path, steps: int, metric: str) -> list[int]:
+    """Train ``steps`` steps logging every 3; return the steps whose ``metric`` the CSV logger wrote."""
+    overrides = [*tiny_overrides, f"trainer.max_steps={steps}", "trainer.log_every_n_steps=3"]
+    overrides += [f"trainer.val_check_interval={steps}", "run_test=false", "export.enabled=false"]
+    train(compose(overrides, tmp_path / "run"))
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        return sorted({int(r["step"]) for r in csv.DictReader(f) if r.get(metric)})
+
+
 def test_accuracy_is_computed_on_the_logged_steps(tiny_overrides, tmp_path, monkeypatch):
     computed: list[int] = []
     original = CausalLMModule.should_log_step
@@ -20,15 +29,7 @@ def test_accuracy_is_computed_on_the_logged_steps(tiny_overrides, tmp_path, monk
         return result
 
     monkeypatch.setattr(CausalLMModule, "should_log_step", recording)
-    overrides = [
-        *tiny_overrides,
-        "trainer.max_steps=9",
-        "trainer.log_every_n_steps=3",
-        "trainer.val_check_interval=9",
-    ]
-    train(compose([*overrides, "run_test=false", "export.enabled=false"], tmp_path / "run"))
-    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
-        logged = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/acc")})
+    logged = train_and_read_steps(tiny_overrides, tmp_path, 9, "train/acc")
     assert logged == [2, 5, 8]
     assert sorted(set(computed)) == logged
 
@@ -45,14 +46,6 @@ def test_training_values_are_logged_only_when_written(tiny_overrides, tmp_path, 
         return original(self, name, value, *args, **kwargs)
 
     monkeypatch.setattr(CausalLMModule, "log", recording)
-    overrides = [
-        *tiny_overrides,
-        "trainer.max_steps=10",
-        "trainer.log_every_n_steps=3",
-        "trainer.val_check_interval=10",
-    ]
-    train(compose([*overrides, "run_test=false", "export.enabled=false"], tmp_path / "run"))
+    written = train_and_read_steps(tiny_overrides, tmp_path, 10, "train/loss")
     assert [step for name, step in calls if name == "train/loss"] == [2, 5, 8, 9]
-    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
-        written = sorted({int(r["step"]) for r in csv.DictReader(f) if r.get("train/loss")})
     assert written == [2, 5, 8]  # what the logger writes is unchanged
