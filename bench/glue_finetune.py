@@ -5,7 +5,7 @@
 
 Both systems fine-tune the same pretrained encoder (all-MiniLM-L6-v2 by default, from its PyPI wheel, which
 loads offline) with the reference recipe: lr 2e-5, batch 32, 3 epochs, max length 128, linear decay after
-10% warmup, weight decay 0.01, gradient clipping 1.0, seed 42, on identical rows. Each run is a separate
+10% warmup, weight decay 0.01, gradient clipping 1.0, seed 42 (or --seeds 1,2,3), on identical rows. Each run is a separate
 process timed with /usr/bin/time (wall time and peak resident memory); ours and the baseline alternate task
 by task. Reported scores are the best epoch by the task's main metric (our best checkpoint). Results are
 appended as JSON lines to --out and printed as a Markdown table.
@@ -38,10 +38,10 @@ def timed(cmd: list[str]) -> tuple[str, float, float]:
     return result.stdout, float(wall), float(rss_kb) / 1024
 
 
-def run_ours(task, model, data_dir, cap, epochs, out) -> dict:
-    run_dir = Path(out) / f"ours_{task}"
+def run_ours(task, model, data_dir, cap, epochs, seed, out) -> dict:
+    run_dir = Path(out) / f"ours_{task}_{seed}"
     cmd = [sys.executable, str(ROOT / "train.py"), f"experiment=glue/{task}", f"model.pretrained={model}",
-           f"paths.data_dir={data_dir}", f"trainer.max_epochs={epochs}", "logger=csv", "run_predict=false",
+           f"paths.data_dir={data_dir}", f"trainer.max_epochs={epochs}", f"seed={seed}", "logger=csv", "run_predict=false",
            "export.enabled=false", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]  # fmt: skip
     if cap:
         cmd.append(f"data.max_train_samples={cap}")
@@ -51,9 +51,10 @@ def run_ours(task, model, data_dir, cap, epochs, out) -> dict:
     return {"system": "lmlab", "task": task, "best": best, "wall_s": wall, "peak_rss_mb": rss}
 
 
-def run_hf(task, model, data_dir, cap, epochs, out) -> dict:
+def run_hf(task, model, data_dir, cap, epochs, seed, out) -> dict:
     cmd = [sys.executable, str(ROOT / "bench" / "hf_glue_trainer.py"), "--task", task, "--model", str(model),
-           "--data-dir", data_dir, "--epochs", str(epochs), "--out", str(Path(out) / f"hf_{task}")]  # fmt: skip
+           "--data-dir", data_dir, "--epochs", str(epochs), "--seed", str(seed),
+           "--out", str(Path(out) / f"hf_{task}_{seed}")]  # fmt: skip
     if cap:
         cmd += ["--max-train-samples", str(cap)]
     stdout, wall, rss = timed(cmd)
@@ -69,6 +70,9 @@ def main() -> None:
     p.add_argument("--model", default=None, help="default: the all-MiniLM-L6-v2 wheel's folder")
     p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
     p.add_argument("--systems", default="lmlab,hf")
+    p.add_argument(
+        "--seeds", default="42", help="comma-separated; each task runs every system with each seed"
+    )
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "glue_finetune.jsonl"))
     args = p.parse_args()
     if args.model is None:
@@ -86,15 +90,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         for task in args.tasks.split(","):
             cap = int(caps[task]) if task in caps else None
-            for system in args.systems.split(","):
-                runner = run_ours if system == "lmlab" else run_hf
-                row = {**runner(task, args.model, args.data_dir, cap, args.epochs, work), "train_cap": cap}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            for seed in (int(s) for s in args.seeds.split(",")):
+                for system in args.systems.split(","):
+                    runner = run_ours if system == "lmlab" else run_hf
+                    row = runner(task, args.model, args.data_dir, cap, args.epochs, seed, work)
+                    row.update(train_cap=cap, seed=seed)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
     print(
-        "\n| task | train examples | system | metric | score | wall time | peak RSS |\n|---|---|---|---|---|---|---|"
+        "\n| task | train examples | seed | system | metric | score | wall time | peak RSS |\n|---|---|---|---|---|---|---|---|"
     )
     for r in rows:
         from lmlab.data.glue_tasks import glue_task
@@ -105,7 +111,7 @@ def main() -> None:
             for k, v in sorted(r["best"].items())
             if k not in ("loss", "runtime", "samples_per_second", "steps_per_second", "epoch")
         )
-        print(f"| {r['task']} | {r['train_cap'] or 'all'} | {r['system']} | {main_metric} | {shown} | "
+        print(f"| {r['task']} | {r['train_cap'] or 'all'} | {r['seed']} | {r['system']} | {main_metric} | {shown} | "
               f"{r['wall_s'] / 60:.1f} min | {r['peak_rss_mb']:.0f} MB |")  # fmt: skip
 
 

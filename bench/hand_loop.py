@@ -33,7 +33,7 @@ def hand_loop(args, ends: list[tuple[float, float]]) -> None:
     config = GPT2Config(  # the model of conf/model/gpt_tiny.yaml (erf GELU)
         activation_function="gelu",
         vocab_size=args.vocab, n_positions=args.block, n_layer=args.layers, n_embd=args.width,
-        n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        n_head=args.heads, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bias=not args.no_bias,
     )  # fmt: skip
     model = GPT2LMHeadModel._from_config(config, attn_implementation="sdpa").train()
     if args.impl == "native":
@@ -85,6 +85,9 @@ def main() -> None:
     p.add_argument("--impl", choices=["hf", "native"], default="hf")
     p.add_argument("--fused", action="store_true", help="hand: fused AdamW")
     p.add_argument("--bias", action="store_true", help="nanogpt: biases, as GPT-2 (nanoGPT's default: none)")
+    p.add_argument(
+        "--no-bias", action="store_true", help="hand --impl native: no biases (model.config.bias=false)"
+    )
     p.add_argument("--tokens", required=True, help="a token cache folder (tokens.bin + meta.json)")
     p.add_argument("--vocab", type=int, required=True)
     for name in ("layers", "width", "heads", "block", "batch", "steps"):

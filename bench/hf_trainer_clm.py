@@ -70,7 +70,7 @@ def main() -> None:
             per_device_train_batch_size=args.batch, learning_rate=1e-3, adam_beta1=0.9, adam_beta2=0.95,
             adam_epsilon=1e-8, weight_decay=0.1, warmup_steps=round(0.05 * args.steps),
             lr_scheduler_type="cosine_with_min_lr", lr_scheduler_kwargs={"min_lr_rate": 0.1},
-            max_grad_norm=1.0, logging_steps=25, save_steps=100, save_total_limit=2,
+            max_grad_norm=1.0, logging_steps=25, save_steps=500, save_total_limit=2,
             dataloader_num_workers=0, seed=0,
         )  # fmt: skip
         trainer = Trainer(

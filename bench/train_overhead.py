@@ -2,11 +2,13 @@
 
     OMP_NUM_THREADS=1 python bench/train_overhead.py --shape tiny [--repeats 3] [--json out.json]
     OMP_NUM_THREADS=1 python bench/train_overhead.py --shape small
+    OMP_NUM_THREADS=1 python bench/train_overhead.py --shape micro   # each loop's fixed cost per step
+    python bench/train_overhead.py --shape micro --steps 3000 --print-command ours-native   # a profiling command
 
 Data: char-level tiny Shakespeare (../shared/data/tinyshakespeare/input.txt; first 90% train, last 10%
 validation, as nanoGPT's prepare.py), tokenized once by lmlab into its token cache, which every system reads.
 Shapes: tiny = 4 layers x 128 wide (4 heads), context 64, batch 12; small = 6 x 384 (6 heads), context 256,
-batch 8. No dropout, fp32, AdamW lr 1e-3 (0.9, 0.95), weight decay 0.1 on >= 2-D weights, clipping at 1.0.
+batch 8; micro = 1 x 16, context 8, batch 1 (almost no math: a step's time is the loop's own). No dropout, fp32, AdamW lr 1e-3 (0.9, 0.95), weight decay 0.1 on >= 2-D weights, clipping at 1.0.
 
 Systems, each a fresh process, run in rotating order within every repeat:
   ours-hf / ours-native  `python train.py experiment=clm_text_files ...` with model.implementation=hf|native:
@@ -20,6 +22,9 @@ Systems, each a fresh process, run in rotating order within every repeat:
   ours-before            (extra) ours-hf with optimizer.fused=false: lmlab as it was before issue 7
   hand-hf-default        (extra) hand-hf with PyTorch's default AdamW: the loop most users write
   hf-trainer             (extra) bench/hf_trainer_clm.py: the Hugging Face Trainer, run_clm-style
+  nanogpt-bias           (extra) nanogpt with GPT-2's biases (nanoGPT's bias=True): the same model as ours
+  ours-nobias            (extra) ours-native with model.config.bias=false: nanoGPT's bias-free architecture
+  hand-nobias            (extra) hand-native, bias-free
 Tokens/s is measured from the end of the warm-up steps to the end of the last step (process start-up,
 validation and export are outside the window), by the wall clock and by the process's CPU time (on a
 shared, loaded machine the CPU time is the steadier measure of the work each system does). Ratios are
@@ -49,10 +54,12 @@ from common import (
 SHAPES = {  # layers, width, heads, context, batch, steps, warm-up steps
     "tiny": dict(layers=4, width=128, heads=4, block=64, batch=12, steps=200, warmup=30),
     "small": dict(layers=6, width=384, heads=6, block=256, batch=8, steps=36, warmup=6),
+    # next to no compute (a step is ~1 ms of math): the time per step is each loop's fixed cost
+    "micro": dict(layers=1, width=16, heads=1, block=8, batch=1, steps=1000, warmup=100),
 }
 SYSTEMS = ("ours-hf", "hand-hf", "ours-native", "hand-native", "nanogpt")
-# lmlab before issue 7; the loop most users write (default AdamW); the Hugging Face Trainer (run_clm-style)
-EXTRA = ("ours-before", "hand-hf-default", "hf-trainer")
+# lmlab before issue 7; the loop most users write (default AdamW); the HF Trainer (run_clm-style); nanoGPT + biases
+EXTRA = ("ours-before", "hand-hf-default", "hf-trainer", "nanogpt-bias", "ours-nobias", "hand-nobias")
 
 
 def prepare(work: Path, text_file: Path) -> tuple[dict[str, Path], int, list[str]]:
@@ -92,10 +99,11 @@ def prepare(work: Path, text_file: Path) -> tuple[dict[str, Path], int, list[str
 
 def ours_cmd(system: str, shape: dict, data_overrides: list[str], run_dir: Path, out: Path) -> list[str]:
     L, W, H, T, B = (shape[k] for k in ("layers", "width", "heads", "block", "batch"))
-    impl = "native" if system == "ours-native" else "hf"
+    impl = "native" if system in ("ours-native", "ours-nobias") else "hf"
     before = ["optimizer.fused=false"] if system == "ours-before" else []  # lmlab before issue 7
+    nobias = ["model.config.bias=false"] if system == "ours-nobias" else []  # nanoGPT's architecture
     return [
-        sys.executable, "train.py", *data_overrides, *before,
+        sys.executable, "train.py", *data_overrides, *before, *nobias,
         f"model.implementation={impl}", f"model.config.n_layer={L}", f"model.config.n_embd={W}",
         f"model.config.n_head={H}", f"model.config.n_positions={T}", "model.config.resid_pdrop=0.0",
         "model.config.embd_pdrop=0.0", "model.config.attn_pdrop=0.0", "model.pad_vocab_multiple=1",
@@ -110,6 +118,19 @@ def ours_cmd(system: str, shape: dict, data_overrides: list[str], run_dir: Path,
 def baseline_cmd(system: str, shape: dict, tokens: Path, vocab: int, out: Path) -> list[str]:
     if system == "hf-trainer":
         cmd = [sys.executable, "bench/hf_trainer_clm.py"]
+    elif system == "nanogpt-bias":  # nanoGPT's loop on GPT-2's architecture (biases): the same model as ours
+        cmd = [sys.executable, "bench/hand_loop.py", "--system", "nanogpt", "--bias"]
+    elif system == "hand-nobias":  # the hand loop on nanoGPT's architecture (no biases), lmlab's lean GPT-2
+        cmd = [
+            sys.executable,
+            "bench/hand_loop.py",
+            "--system",
+            "hand",
+            "--impl",
+            "native",
+            "--no-bias",
+            "--fused",
+        ]
     else:
         kind, impl = system.split("-")[:2] if "-" in system else (system, "hf")
         cmd = [sys.executable, "bench/hand_loop.py", "--system", kind, "--impl", impl]
@@ -129,8 +150,21 @@ def main() -> None:
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {SYSTEMS + EXTRA}")
     p.add_argument("--text", type=Path, default=SHARED_DATA / "tinyshakespeare" / "input.txt")
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--print-command", metavar="SYSTEM", help="prepare the data in --work-dir, print a py-spy command "
+        "that profiles the train.py run of an ours-* system, and exit",
+    )  # fmt: skip
+    p.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "lmlab-bench")
     args = p.parse_args()
     shape = dict(SHAPES[args.shape], **({"steps": args.steps} if args.steps else {}))
+    if args.print_command:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        work = args.work_dir.resolve()
+        _, _, data_overrides = prepare(work, args.text)
+        cmd = ours_cmd(args.print_command, shape, data_overrides, work / "run", work / "steps.json")
+        profile = f"py-spy record -r 500 --format raw -o {work / 'profile.txt'} --"
+        print(f"cd {ROOT} && PYTHONPATH=bench OMP_NUM_THREADS=1 {profile} " + " ".join(cmd))
+        return
     systems = args.systems.split(",")
     facts = machine_facts()
     print_facts(facts)
@@ -165,7 +199,10 @@ def main() -> None:
              ("ours-native", "nanogpt"), ("ours-hf", "nanogpt"), ("hand-hf", "nanogpt"),
              ("ours-native", "ours-before"), ("ours-before", "nanogpt"), ("hand-hf-default", "nanogpt"),
              ("ours-before", "hand-hf-default"), ("ours-hf", "hf-trainer"), ("ours-native", "hf-trainer"),
-             ("ours-before", "hf-trainer")]  # fmt: skip
+             ("ours-before", "hf-trainer"),
+             ("ours-native", "nanogpt-bias"), ("hand-native", "nanogpt-bias"), ("nanogpt", "nanogpt-bias"),
+             ("ours-nobias", "nanogpt"), ("ours-nobias", "hand-nobias"), ("hand-nobias", "nanogpt"),
+             ("ours-nobias", "ours-native")]  # fmt: skip
     result = {"machine": facts, "shape": args.shape, "config": shape, "loads": loads}
     for clock, tps in (("wall", wall), ("cpu", cpu)):
         result[clock] = {
@@ -179,10 +216,14 @@ def main() -> None:
         }
     n = args.repeats
     print(
-        f"\n| system | tokens/s (wall clock), median (range over {n}) | tokens per CPU-second |\n|---|---:|---:|"
+        f"\n| system | tokens/s (wall clock), median (range over {n}) | tokens per CPU-second | ms per step |"
+        "\n|---|---:|---:|---:|"
     )
     for s in systems:
-        print(f"| {s} | {fmt(result['wall']['summary'][s])} | {fmt(result['cpu']['summary'][s])} |")
+        ms = 1000 * tokens_per_step / result["wall"]["summary"][s]["median"]
+        print(
+            f"| {s} | {fmt(result['wall']['summary'][s])} | {fmt(result['cpu']['summary'][s])} | {ms:.2f} |"
+        )
     print("\n| ratio | wall clock, median (range) | CPU time, median (range) |\n|---|---:|---:|")
     for k in result["wall"]["ratios"]:
         print(f"| {k} | {fmt(result['wall']['ratios'][k], 3)} | {fmt(result['cpu']['ratios'][k], 3)} |")

@@ -126,3 +126,46 @@ def test_native_pretraining_run_exports_hugging_face_gpt2(tiny_overrides, tmp_pa
     ckpt = next((tmp_path / "run" / "checkpoints").glob("step*.ckpt"))
     from_ckpt, _, head, _ = load_model_for_eval(str(ckpt))  # a native checkpoint holds GPT-2 weights
     assert head == "causal_lm" and type(from_ckpt) is GPT2LMHeadModel
+
+
+def test_bias_free_equals_hugging_face_with_zero_biases_and_keeps_them_out_of_training():
+    hf, native = _pair(bias=False)  # nanoGPT's bias=False: HF GPT-2 computes the same with zero biases
+    ids = torch.randint(0, 97, (3, 40))
+    assert torch.allclose(hf(input_ids=ids).logits, native(input_ids=ids).logits, atol=1e-6, rtol=0)
+    biases = {n: p for n, p in native.named_parameters() if n.endswith(".bias")}
+    assert len(biases) == 3 * 6 + 1 and not any(p.requires_grad for p in biases.values())
+    native.train()
+    opt = torch.optim.AdamW([p for p in native.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.1)
+    for _ in range(3):
+        native(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert all(not p.any() for p in biases.values())  # still zero: an export is exactly this model
+    with torch.no_grad():
+        assert torch.allclose(
+            native.hf_view()(input_ids=ids).logits, native(input_ids=ids).logits, atol=1e-5, rtol=0
+        )
+
+
+def test_bias_free_rejects_nonzero_biases_and_the_hf_implementation():
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50, bias=False))
+    with torch.no_grad():
+        hf.transformer.h[0].mlp.c_fc.bias.fill_(0.1)  # e.g. pretrained GPT-2 weights
+    with pytest.raises(ConfigError, match=r"nonzero transformer\.h\.0\.mlp\.c_fc\.bias"):
+        NativeGPT2LMHeadModel.from_hf(hf)
+    config = {"n_layer": 1, "n_embd": 32, "n_head": 2, "bias": False}
+    with pytest.raises(ConfigError, match="model.implementation=native"):
+        ModelFactory(model_type="gpt2", config=config, implementation="hf").check("causal_lm", 64)
+    ModelFactory(model_type="gpt2", config=config, implementation="native").check("causal_lm", 64)
+
+
+def test_bias_free_pretraining_run(tiny_overrides, tmp_path):
+    overrides = ["model.implementation=native", "model.config.bias=false", "trainer.max_steps=6"]
+    train(compose([*tiny_overrides, *overrides], tmp_path / "run"))
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    biases = [k for k in state if k.endswith(".bias")]
+    assert biases and all(not state[k].any() for k in biases)
+    assert any(state[k].abs().sum() > 0 for k in state if k.endswith("ln_f.weight"))
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "export")
+    assert type(model) is GPT2LMHeadModel and model.config.bias is False

@@ -24,7 +24,7 @@ from transformers import (
 )
 
 from lmlab.errors import CheckpointError, ConfigError
-from lmlab.native_gpt2 import NativeGPT2LMHeadModel, check_native_config
+from lmlab.native_gpt2 import NativeGPT2LMHeadModel, check_native_config, uses_bias
 from lmlab.regularization import apply_dropout, freeze
 from lmlab.utils.network import hub_offline_reason
 
@@ -165,6 +165,13 @@ class ModelFactory:
                 f"{length_field}={block_size} is larger than the model's maximum positions ({limit}, model "
                 f"{self.describe()!r}). Lower {length_field}, or for a model built from scratch raise its "
                 f"position limit (e.g. model.config.n_positions={block_size})."
+            )
+        if config.model_type == "gpt2" and not uses_bias(config) and self.implementation != "native":
+            raise ConfigError(
+                f"model {self.describe()!r} has bias: false in its GPT-2 config (model.config.bias=false, or the "
+                "config.json of a bias-free lmlab export), and only model.implementation=native trains GPT-2 without "
+                "biases. Add model.implementation=native, or set model.config.bias=true to train its (zero) biases "
+                "with the Hugging Face class"
             )
         if self.implementation == "native":
             if head != "causal_lm":

@@ -14,6 +14,10 @@ Interop is exact by construction: parameters have the very names and shapes of `
 (``Conv1D`` layout, weight ``[in, out]``), so this module's state dict *is* a GPT-2 state dict and Lightning
 checkpoints load into either class. Everything off the training path (``generate``, ``save_pretrained``) runs
 on a ``GPT2LMHeadModel`` that shares these very tensors (``hf_view``); exports are real GPT-2 models.
+
+``bias: false`` in the GPT-2 config (``model.config.bias=false``) trains without biases in the projections
+and LayerNorms, as nanoGPT's default and Llama-style models: the bias tensors are kept (same names and shapes)
+but stay zero, frozen and out of the computation, so an export is still an exact GPT-2 model.
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ ACTIVATIONS = {
 }
 
 
+def uses_bias(config: GPT2Config) -> bool:
+    """False when the GPT-2 config asks for no biases (``bias: false``, a field lmlab adds; default true)."""
+    return bool(getattr(config, "bias", True))
+
+
 def check_native_config(config: GPT2Config) -> None:
     """Raise ConfigError for GPT-2 settings this implementation does not compute (before any work)."""
     if config.model_type != "gpt2":
@@ -60,15 +69,31 @@ def check_native_config(config: GPT2Config) -> None:
 
 
 class Projection(nn.Module):
-    """GPT-2's ``Conv1D``: ``x @ weight + bias`` with ``weight`` of shape ``[in, out]``, on 2-D input."""
+    """GPT-2's ``Conv1D``: ``x @ weight + bias`` with ``weight`` of shape ``[in, out]``, on 2-D input.
 
-    def __init__(self, n_in: int, n_out: int) -> None:
+    ``bias=False``: the (zero, frozen) bias is kept for GPT-2's state dict but not computed."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_in, n_out))
-        self.bias = nn.Parameter(torch.zeros(n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out), requires_grad=bias)
+        self.use_bias = bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x, self.weight)
+        return torch.addmm(self.bias, x, self.weight) if self.use_bias else torch.mm(x, self.weight)
+
+
+class Norm(nn.LayerNorm):
+    """``nn.LayerNorm`` whose bias (``bias=False``: kept zero and frozen, for GPT-2's state dict) is optional."""
+
+    def __init__(self, n: int, eps: float, bias: bool = True) -> None:
+        super().__init__(n, eps=eps)
+        self.bias.requires_grad_(bias)
+        self.use_bias = bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias if self.use_bias else None
+        return F.layer_norm(x, self.normalized_shape, self.weight, bias, self.eps)
 
 
 class Attention(nn.Module):
@@ -76,8 +101,9 @@ class Attention(nn.Module):
         super().__init__()
         width = config.n_embd
         self.n_head, self.head_dim = config.n_head, width // config.n_head
-        self.c_attn = Projection(width, 3 * width)
-        self.c_proj = Projection(width, width)
+        bias = uses_bias(config)
+        self.c_attn = Projection(width, 3 * width, bias)
+        self.c_proj = Projection(width, width, bias)
         self.attn_pdrop, self.resid_dropout = config.attn_pdrop, nn.Dropout(config.resid_pdrop)
         self.scale = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
         if config.scale_attn_by_inverse_layer_idx:
@@ -102,8 +128,8 @@ class MLP(nn.Module):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__()
         inner = config.n_inner or 4 * config.n_embd
-        self.c_fc = Projection(config.n_embd, inner)
-        self.c_proj = Projection(inner, config.n_embd)
+        self.c_fc = Projection(config.n_embd, inner, uses_bias(config))
+        self.c_proj = Projection(inner, config.n_embd, uses_bias(config))
         self.act = ACTIVATIONS[config.activation_function]
         self.dropout = nn.Dropout(config.resid_pdrop)
 
@@ -114,9 +140,9 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.ln_1 = Norm(config.n_embd, config.layer_norm_epsilon, uses_bias(config))
         self.attn = Attention(config, layer_idx)
-        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.ln_2 = Norm(config.n_embd, config.layer_norm_epsilon, uses_bias(config))
         self.mlp = MLP(config)
 
     def forward(self, x: torch.Tensor, shape: tuple[int, int], mask: torch.Tensor | None) -> torch.Tensor:
@@ -133,7 +159,7 @@ class Body(nn.Module):
         self.wpe = nn.Embedding(config.n_positions, config.n_embd)
         self.drop = nn.Dropout(config.embd_pdrop)
         self.h = nn.ModuleList([Block(config, i) for i in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.ln_f = Norm(config.n_embd, config.layer_norm_epsilon, uses_bias(config))
 
 
 class NativeGPT2LMHeadModel(nn.Module):
@@ -164,7 +190,20 @@ class NativeGPT2LMHeadModel(nn.Module):
         native.load_state_dict(model.state_dict(keep_vars=True), strict=True, assign=True)
         native.lm_head.weight = native.transformer.wte.weight
         native.generation_config = model.generation_config
+        if not uses_bias(model.config):
+            native.freeze_unused_biases()
         return native.train(model.training)
+
+    def freeze_unused_biases(self) -> None:
+        """With ``bias: false``: check the (adopted) bias tensors are zero, and keep them out of training."""
+        for name, module in self.named_modules():
+            if getattr(module, "use_bias", True) is False:
+                if module.bias.device.type != "meta" and bool(module.bias.detach().any()):
+                    raise ConfigError(
+                        f"model.config.bias=false trains GPT-2 without biases, but the weights have a nonzero "
+                        f"{name}.bias (pretrained GPT-2 has biases); drop model.config.bias=false for this model"
+                    )
+                module.bias.requires_grad_(False)
 
     def hf_view(self) -> GPT2LMHeadModel:
         """A ``GPT2LMHeadModel`` sharing this model's tensors (for generation and export; no copy)."""
