@@ -5,9 +5,9 @@
 
 Both systems fine-tune the same pretrained encoder (all-MiniLM-L6-v2 by default, from its PyPI wheel, which
 loads offline) with the reference recipe: lr 2e-5, batch 32, 3 epochs, max length 128, linear decay after
-10% warmup, weight decay 0.01, gradient clipping 1.0, seed 42 (or --seeds 1,2,3), on identical rows. Each run is a separate
-process timed with /usr/bin/time (wall time and peak resident memory); ours and the baseline alternate task
-by task. Reported scores are the best epoch by the task's main metric (our best checkpoint). Results are
+10% warmup, weight decay 0.01, gradient clipping 1.0, seed 42 (or --seeds 1,2,3), on identical rows. Each
+run is a separate process timed with /usr/bin/time (wall time and peak resident memory); ours and the
+baseline alternate task by task. Reported scores are the best epoch by the task's main metric (our best checkpoint). Results are
 appended as JSON lines to --out and printed as a Markdown table.
 """
 
@@ -41,8 +41,8 @@ def timed(cmd: list[str]) -> tuple[str, float, float]:
 def run_ours(task, model, data_dir, cap, epochs, seed, out) -> dict:
     run_dir = Path(out) / f"ours_{task}_{seed}"
     cmd = [sys.executable, str(ROOT / "train.py"), f"experiment=glue/{task}", f"model.pretrained={model}",
-           f"paths.data_dir={data_dir}", f"trainer.max_epochs={epochs}", f"seed={seed}", "logger=csv", "run_predict=false",
-           "export.enabled=false", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]  # fmt: skip
+           f"paths.data_dir={data_dir}", f"trainer.max_epochs={epochs}", f"seed={seed}", "logger=csv",
+           "run_predict=false", "export.enabled=false", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]  # fmt: skip
     if cap:
         cmd.append(f"data.max_train_samples={cap}")
     _, wall, rss = timed(cmd)

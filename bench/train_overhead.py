@@ -8,7 +8,8 @@
 Data: char-level tiny Shakespeare (../shared/data/tinyshakespeare/input.txt; first 90% train, last 10%
 validation, as nanoGPT's prepare.py), tokenized once by lmlab into its token cache, which every system reads.
 Shapes: tiny = 4 layers x 128 wide (4 heads), context 64, batch 12; small = 6 x 384 (6 heads), context 256,
-batch 8; micro = 1 x 16, context 8, batch 1 (almost no math: a step's time is the loop's own). No dropout, fp32, AdamW lr 1e-3 (0.9, 0.95), weight decay 0.1 on >= 2-D weights, clipping at 1.0.
+batch 8; micro = 1 x 16, context 8, batch 1 (almost no math: a step's time is the loop's own). No dropout,
+fp32, AdamW lr 1e-3 (0.9, 0.95), weight decay 0.1 on >= 2-D weights, clipping at 1.0.
 
 Systems, each a fresh process, run in rotating order within every repeat:
   ours-hf / ours-native  `python train.py experiment=clm_text_files ...` with model.implementation=hf|native:
@@ -121,16 +122,7 @@ def baseline_cmd(system: str, shape: dict, tokens: Path, vocab: int, out: Path) 
     elif system == "nanogpt-bias":  # nanoGPT's loop on GPT-2's architecture (biases): the same model as ours
         cmd = [sys.executable, "bench/hand_loop.py", "--system", "nanogpt", "--bias"]
     elif system == "hand-nobias":  # the hand loop on nanoGPT's architecture (no biases), lmlab's lean GPT-2
-        cmd = [
-            sys.executable,
-            "bench/hand_loop.py",
-            "--system",
-            "hand",
-            "--impl",
-            "native",
-            "--no-bias",
-            "--fused",
-        ]
+        cmd = [sys.executable, "bench/hand_loop.py", "--system", "hand", "--impl", "native", "--no-bias", "--fused"]  # fmt: skip
     else:
         kind, impl = system.split("-")[:2] if "-" in system else (system, "hf")
         cmd = [sys.executable, "bench/hand_loop.py", "--system", kind, "--impl", impl]

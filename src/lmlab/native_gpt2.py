@@ -128,8 +128,9 @@ class MLP(nn.Module):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__()
         inner = config.n_inner or 4 * config.n_embd
-        self.c_fc = Projection(config.n_embd, inner, uses_bias(config))
-        self.c_proj = Projection(inner, config.n_embd, uses_bias(config))
+        bias = uses_bias(config)
+        self.c_fc = Projection(config.n_embd, inner, bias)
+        self.c_proj = Projection(inner, config.n_embd, bias)
         self.act = ACTIVATIONS[config.activation_function]
         self.dropout = nn.Dropout(config.resid_pdrop)
 
