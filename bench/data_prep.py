@@ -22,7 +22,7 @@ CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from lmlab.data import LMDataModule, WikiTextSource
-from lmlab.tokenization import TrainedTokenizer
+from lmlab.data.tokenizer import TrainedTokenizer
 t_import = time.perf_counter() - t0
 data_dir, cache_dir, num_proc = sys.argv[1], sys.argv[2], int(sys.argv[3])
 t1 = time.perf_counter()

@@ -35,7 +35,7 @@ CHILD_OURS = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from lmlab.data import LMDataModule, WikiTextSource
-from lmlab.tokenization import PretrainedTokenizer
+from lmlab.data.tokenizer import PretrainedTokenizer
 t_import = time.perf_counter() - t0
 data_dir, tok_dir, cache_dir, num_proc, out = sys.argv[1:6]
 t1 = time.perf_counter()
@@ -127,7 +127,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="lmlab-dataprep-") as tmp:
         tmp = Path(tmp)
-        from lmlab.tokenization import TrainedTokenizer
+        from lmlab.data.tokenizer import TrainedTokenizer
 
         lines = ((line, False) for line in (SHARED_DATA / "wikitext-2" / "valid.txt").open())
         TrainedTokenizer("bpe", 8192).train(lines).save_pretrained(tmp / "tokenizer")

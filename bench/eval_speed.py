@@ -54,9 +54,9 @@ def hf_guide_perplexity(model, ids: torch.Tensor, max_length: int, stride: int) 
 def perplexity_rows(n_tokens: int, repeats: int) -> list[dict]:
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from lmlab.data.tokenizer import TrainedTokenizer
     from lmlab.metrics.perplexity import sliding_window_perplexity
-    from lmlab.native_gpt2 import NativeGPT2LMHeadModel
-    from lmlab.tokenization import TrainedTokenizer
+    from lmlab.models.native_gpt2 import NativeGPT2LMHeadModel
 
     lines = ((line, False) for line in (SHARED_DATA / "wikitext-2" / "valid.txt").open())
     tokenizer = TrainedTokenizer("bpe", 8192).train(lines)
@@ -112,7 +112,7 @@ def metric_rows(n_pairs: int, repeats: int) -> list[dict]:
     import sacrebleu
     from rouge_score import rouge_scorer
 
-    from lmlab.metrics.generation import generation_scores
+    from lmlab.metrics.generated_text import generation_scores
     from lmlab.metrics.overlap import corpus_bleu, rouge
 
     preds, refs = text_pairs(n_pairs)

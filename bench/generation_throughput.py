@@ -30,8 +30,8 @@ def build(preset: str | None, export: str | None):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from lmlab.checkpoint import load_model_for_eval
-    from lmlab.tokenization import TrainedTokenizer
+    from lmlab.checkpoints.loading import load_model_for_eval
+    from lmlab.data.tokenizer import TrainedTokenizer
 
     if export:
         model, tokenizer, head, _ = load_model_for_eval(export)
@@ -48,8 +48,8 @@ def build(preset: str | None, export: str | None):
 def measure(
     model, tokenizer, batch: int, beams: int, source_tokens: int, new_tokens: int, repeats: int
 ) -> float:
-    from lmlab.generation.decode import generate_texts
-    from lmlab.generation.settings import GenerationSettings
+    from lmlab.decoding.decode import generate_texts
+    from lmlab.decoding.settings import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=new_tokens, min_new_tokens=new_tokens, num_beams=beams)
     generator = torch.Generator().manual_seed(0)

@@ -103,7 +103,7 @@ def main() -> None:
         "\n| task | train examples | seed | system | metric | score | wall time | peak RSS |\n|---|---|---|---|---|---|---|---|"
     )
     for r in rows:
-        from lmlab.data.glue_tasks import glue_task
+        from lmlab.data.sources.glue_tasks import glue_task
 
         main_metric = glue_task(r["task"]).main_metric
         shown = ", ".join(

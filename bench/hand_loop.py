@@ -27,7 +27,7 @@ from lmlab.data.token_cache import load_tokens
 def hand_loop(args, ends: list[tuple[float, float]]) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from lmlab.native_gpt2 import NativeGPT2LMHeadModel
+    from lmlab.models.native_gpt2 import NativeGPT2LMHeadModel
     from lmlab.optim import build_scheduler, param_groups
 
     config = GPT2Config(  # the model of conf/model/gpt_tiny.yaml (erf GELU)

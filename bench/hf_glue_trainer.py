@@ -25,7 +25,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from lmlab.data.classification_sources import GlueSource
+from lmlab.data.sources.labeled import GlueSource
 
 
 def glue_metrics(task, preds, labels) -> dict[str, float]:

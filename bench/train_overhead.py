@@ -71,7 +71,7 @@ def prepare(work: Path, text_file: Path) -> tuple[dict[str, Path], int, list[str
     from transformers import PreTrainedTokenizerFast
 
     from lmlab.data import LMDataModule, TextFilesSource
-    from lmlab.tokenization import PretrainedTokenizer
+    from lmlab.data.tokenizer import PretrainedTokenizer
 
     text = text_file.read_text()
     cut = int(0.9 * len(text))

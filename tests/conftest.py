@@ -30,7 +30,10 @@ os.environ.pop("LMLAB_CACHE_DIR", None)
 
 import torch  # noqa: E402
 
+from lmlab.config.resolvers import register_resolvers  # noqa: E402
+
 torch.set_num_threads(1)
+register_resolvers()
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -198,7 +201,7 @@ def small_pretrained_gpt(tmp_path_factory) -> Path:
     """A tiny GPT-2 saved with save_pretrained, with its own 300-token tokenizer: a stand-in for a hub model."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from lmlab.tokenization import TrainedTokenizer
+    from lmlab.data.tokenizer import TrainedTokenizer
 
     folder = tmp_path_factory.mktemp("pretrained_gpt")
     lines = iter([(line + "\n", False) for line in markov_text(200, seed=9).splitlines()])

@@ -4,7 +4,7 @@ import pytest
 from conftest import CONF, compose
 from hydra.utils import instantiate
 
-from lmlab.train import train
+from lmlab.stages.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from lmlab.data.lm_datamodule import PackedBlocks
-from lmlab.data.sources import TextFilesSource, WikiTextSource, wikitext_documents
+from lmlab.data.sources.text import TextFilesSource, WikiTextSource, wikitext_documents
 from lmlab.data.text_io import read_lines
 from lmlab.data.token_cache import build_token_cache, load_tokens
+from lmlab.data.tokenizer import TrainedTokenizer
 from lmlab.errors import DataError
-from lmlab.tokenization import TrainedTokenizer
 
 
 # ------------------------------------------------------------------------------------------ reading text

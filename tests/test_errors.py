@@ -7,7 +7,7 @@ import torch
 from conftest import compose
 
 from lmlab.errors import CheckpointError, ConfigError, DataError, LmlabError
-from lmlab.train import train
+from lmlab.stages.train import train
 
 
 def run(overrides, tmp_path):

@@ -8,7 +8,7 @@ from gen_fixtures import copy_task_overrides, write_copy_task
 from test_cli import run_cli
 
 from lmlab.errors import ConfigError
-from lmlab.evaluate import evaluate
+from lmlab.stages.evaluate import evaluate
 
 
 def test_train_and_evaluate_a_generation_recipe(tmp_path):

@@ -7,9 +7,9 @@ import pytest
 from conftest import compose
 
 from lmlab.errors import ConfigError
-from lmlab.evaluate import evaluate
 from lmlab.evaluation.continuation import continuation_starts
-from lmlab.train import train
+from lmlab.stages.evaluate import evaluate
+from lmlab.stages.train import train
 
 
 def test_passages_are_spread_and_stay_inside_documents():

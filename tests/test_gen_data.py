@@ -10,11 +10,11 @@ import torch
 from conftest import compose
 from hydra.utils import instantiate
 
-from lmlab.data.pair_sources import PairSource
 from lmlab.data.seq2seq_batches import PairCollator, PairEncoder, ensure_pad_and_eos
 from lmlab.data.seq2seq_datamodule import Seq2SeqDataModule
+from lmlab.data.sources.pairs import PairSource
+from lmlab.data.tokenizer import GivenTokenizer, TrainedTokenizer
 from lmlab.errors import ConfigError, DataError
-from lmlab.tokenization import GivenTokenizer, TrainedTokenizer
 
 ROWS = [
     {"doc": "A long text, with a comma.", "sum": 'Short "quoted" text.'},
@@ -146,7 +146,7 @@ def tokenizer():
 
 
 def test_decoder_only_layout_masks_the_prompt(tokenizer):
-    from lmlab.data.pair_sources import Pair
+    from lmlab.data.sources.pairs import Pair
 
     encoder = PairEncoder(tokenizer, True, max_source_length=8, max_target_length=5, source_prefix="Q: ",
                           prompt_separator="\nA:")  # fmt: skip
@@ -170,7 +170,7 @@ def test_decoder_only_layout_masks_the_prompt(tokenizer):
 
 
 def test_encoder_decoder_layout_ends_targets_with_eos(tokenizer):
-    from lmlab.data.pair_sources import Pair
+    from lmlab.data.sources.pairs import Pair
 
     encoder = PairEncoder(tokenizer, False, max_source_length=4, max_target_length=3)
     pairs = [Pair("cat dog cat dog cat", ["ein Hund ein Hund"], "x"), Pair("cat", ["dog"], "y")]

@@ -6,7 +6,7 @@ from rouge_score import rouge_scorer
 
 from lmlab.errors import ConfigError
 from lmlab.metrics.diversity import distinct_n, repeated_ngram_rate
-from lmlab.metrics.generation import GENERATION_METRICS, TextMetricOptions, generation_scores
+from lmlab.metrics.generated_text import GENERATION_METRICS, TextMetricOptions, generation_scores
 from lmlab.metrics.overlap import ROUGE_TYPES, corpus_bleu, rouge
 from lmlab.metrics.sentences import one_sentence_per_line, split_sentences
 

@@ -8,7 +8,7 @@ from conftest import SHARED_DATA, compose
 from gen_fixtures import GEN_TINY
 from hydra.utils import instantiate
 
-from lmlab.train import train
+from lmlab.stages.train import train
 
 MULTI30K = SHARED_DATA / "multi30k" / "task1" / "raw"
 DIALOGSUM = SHARED_DATA / "dialogsum"

@@ -7,8 +7,8 @@ import pytest
 from conftest import CONF, compose
 from gen_fixtures import GEN_TINY, write_preset_layouts
 
-from lmlab.evaluate import evaluate
-from lmlab.train import train
+from lmlab.stages.evaluate import evaluate
+from lmlab.stages.train import train
 
 RECIPES = sorted(f"gen/{p.stem}" for p in (CONF / "experiment" / "gen").glob("*.yaml"))
 TINY_MODEL = {"t5": "t5_tiny", "bart": "bart_tiny", "gpt": "gpt_tiny"}

@@ -6,10 +6,10 @@ import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from lmlab.decoding.records import GenerationRecord, RecordCollector, score_records
+from lmlab.decoding.settings import GenerationSettings, merge_settings
 from lmlab.errors import ConfigError
-from lmlab.generation.records import GenerationRecord, RecordCollector, score_records
-from lmlab.generation.settings import GenerationSettings, merge_settings
-from lmlab.metrics.generation import TextMetricOptions
+from lmlab.metrics.generated_text import TextMetricOptions
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from gen_fixtures import GEN_TINY, copy_task_overrides, write_copy_task
 from hydra.utils import get_class, instantiate
 
 from lmlab.errors import ConfigError
-from lmlab.evaluate import evaluate
-from lmlab.train import train
+from lmlab.stages.evaluate import evaluate
+from lmlab.stages.train import train
 
 # A tiny model learns to copy 4-6 digits in 500 steps (constant learning rate after warmup). Measured over
 # seeds 1, 2, 42: test BLEU 33-65 (T5: cross-attention has no positions, so alignment is learned slowly)
@@ -132,9 +132,9 @@ def test_generation_settings_fail_before_the_data_is_read(copy_dir, tmp_path):
 
 
 def test_model_presets_build_and_generate(tmp_path):
-    from lmlab.generation.decode import generate_texts
-    from lmlab.generation.settings import GenerationSettings
-    from lmlab.tokenization import TrainedTokenizer
+    from lmlab.data.tokenizer import TrainedTokenizer
+    from lmlab.decoding.decode import generate_texts
+    from lmlab.decoding.settings import GenerationSettings
 
     tokenizer = TrainedTokenizer("bpe", 300, min_frequency=1).train(iter([("a b c d\n", True)] * 50))
     ids = torch.tensor([tokenizer("a b c")["input_ids"]])

@@ -6,9 +6,9 @@ import logging
 import pytest
 from conftest import CONF, GLUE_TINY, TINY, compose
 
-from lmlab.data.glue_tasks import GLUE_TASKS
-from lmlab.evaluate import evaluate
-from lmlab.train import train
+from lmlab.data.sources.glue_tasks import GLUE_TASKS
+from lmlab.stages.evaluate import evaluate
+from lmlab.stages.train import train
 
 # From scratch, a tiny post-LN BERT sometimes sits on a plateau for a while: enough steps that no seed fails.
 LEARN = ["trainer.max_epochs=6", "data.batch_size=8", "optimizer.lr=1e-3", "scheduler.warmup_ratio=0.1"]

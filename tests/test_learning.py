@@ -4,7 +4,7 @@ import math
 
 from conftest import compose, markov_entropy
 
-from lmlab.train import train
+from lmlab.stages.train import train
 
 LEARN = [
     "trainer.max_steps=300",

@@ -5,8 +5,8 @@ import csv
 
 from conftest import compose
 
+from lmlab.stages.train import train
 from lmlab.tasks.lm import CausalLMModule
-from lmlab.train import train
 
 
 def train_and_read_steps(tiny_overrides, tmp_path, steps: int, metric: str) -> list[int]:

@@ -5,10 +5,10 @@ import json
 import pytest
 from conftest import SHARED_DATA, TINY, compose
 
-from lmlab.data.sources import WikiTextSource
-from lmlab.evaluate import evaluate
+from lmlab.data.sources.text import WikiTextSource
 from lmlab.evaluation.lm import count_words
-from lmlab.train import train
+from lmlab.stages.evaluate import evaluate
+from lmlab.stages.train import train
 
 WIKITEXT = SHARED_DATA / "wikitext-2"
 needs_wikitext = pytest.mark.skipif(

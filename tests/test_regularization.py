@@ -11,13 +11,13 @@ from hydra.utils import instantiate
 from lightning.pytorch import LightningModule, Trainer
 from transformers import AutoConfig, PreTrainedTokenizerFast
 
-from lmlab.augment import Augmentation
+from lmlab.data.tokenizer import TrainedTokenizer
 from lmlab.errors import ConfigError
 from lmlab.metrics.coverage import coverage_report, word_counts
-from lmlab.models import ModelFactory
-from lmlab.regularization import apply_dropout
-from lmlab.tokenization import TrainedTokenizer
-from lmlab.train import train
+from lmlab.models.factory import ModelFactory
+from lmlab.models.regularization import apply_dropout
+from lmlab.stages.train import train
+from lmlab.tasks.augmentation import Augmentation
 
 
 @pytest.fixture(scope="module")

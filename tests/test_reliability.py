@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import ROOT, TINY, compose
 
+from lmlab.checkpoints.resume import find_resume_checkpoint
 from lmlab.errors import CheckpointError, NonFiniteLossError
-from lmlab.reliability.resume import find_resume_checkpoint
-from lmlab.train import train
+from lmlab.stages.train import train
 
 RUN = [
     "trainer.max_steps=24",
@@ -101,7 +101,7 @@ def test_resume_skips_a_truncated_checkpoint(tmp_path, tiny_overrides):
 
 
 def test_full_disk_while_writing_a_checkpoint(tmp_path, tiny_overrides, monkeypatch):
-    import lmlab.reliability.checkpoint_io as cio
+    import lmlab.checkpoints.atomic_io as cio
 
     real_save = torch.save
     calls = {"n": 0}

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import TINY, compose
 
-from lmlab.train import train
+from lmlab.stages.train import train
 
 RUN = [
     "trainer.val_check_interval=3",

@@ -15,7 +15,7 @@ from lmlab.scale.batching import accumulation_steps
 from lmlab.scale.flops import training_flops_per_token
 from lmlab.scale.fsdp import TransformerBlockPolicy
 from lmlab.scale.precision import auto_precision
-from lmlab.train import train
+from lmlab.stages.train import train
 
 DDP_RUN = [
     "trainer.max_steps=12",

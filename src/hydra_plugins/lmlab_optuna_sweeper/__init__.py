@@ -3,3 +3,8 @@
 Found by Hydra through the ``hydra_plugins`` namespace package (``src/hydra_plugins`` has no __init__.py).
 The loop itself is ``lmlab.sweeps.optuna_sweep``; this package holds the plugin class and its config.
 """
+
+from lmlab.config.resolvers import register_resolvers
+
+# Hydra imports its plugins in every process that composes a config (sweep jobs on SLURM too).
+register_resolvers()

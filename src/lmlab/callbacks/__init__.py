@@ -2,7 +2,7 @@
 
 from lmlab.callbacks.continuation import ContinuationEval
 from lmlab.callbacks.curves import LearningCurves
-from lmlab.callbacks.run_metadata import RunMetadata
 from lmlab.callbacks.throughput import Throughput
+from lmlab.checkpoints.metadata import RunMetadata
 
 __all__ = ["ContinuationEval", "LearningCurves", "RunMetadata", "Throughput"]

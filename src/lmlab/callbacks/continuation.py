@@ -7,11 +7,11 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lmlab.data.tokenizer import document_separator_id
+from lmlab.decoding.records import RecordCollector, log_examples_table, score_records
 from lmlab.errors import ConfigError
 from lmlab.evaluation.continuation import continuation_records, continuation_settings, continuation_starts
-from lmlab.generation.records import RecordCollector, log_examples_table, score_records
-from lmlab.metrics.generation import TextMetricOptions
-from lmlab.tokenization import document_separator_id
+from lmlab.metrics.generated_text import TextMetricOptions
 
 
 class ContinuationEval(Callback):

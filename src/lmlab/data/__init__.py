@@ -1,11 +1,11 @@
 """Data: text sources, token caches and LightningDataModules."""
 
 from lmlab.data.classification_datamodule import ClassificationDataModule
-from lmlab.data.classification_sources import GlueSource, TableSource
 from lmlab.data.lm_datamodule import LMDataModule
-from lmlab.data.pair_sources import PairSource
 from lmlab.data.seq2seq_datamodule import Seq2SeqDataModule
-from lmlab.data.sources import HubTextSource, TextFilesSource, WikiTextSource
+from lmlab.data.sources.labeled import GlueSource, TableSource
+from lmlab.data.sources.pairs import PairSource
+from lmlab.data.sources.text import HubTextSource, TextFilesSource, WikiTextSource
 
 __all__ = [
     "ClassificationDataModule",

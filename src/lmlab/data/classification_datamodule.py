@@ -10,10 +10,10 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from lmlab.data.classification_sources import ClassificationSpec, Example
-from lmlab.data.loading import train_loader
+from lmlab.data.loaders import train_loader
+from lmlab.data.sources.labeled import ClassificationSpec, Example
+from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError
-from lmlab.tokenization import TokenizerSpec
 
 log = logging.getLogger(__name__)
 

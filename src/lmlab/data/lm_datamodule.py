@@ -13,11 +13,11 @@ from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
-from lmlab.data.loading import train_loader
-from lmlab.data.sources import TextSource
+from lmlab.data.loaders import train_loader
+from lmlab.data.sources.text import TextSource
 from lmlab.data.token_cache import build_token_cache, load_tokens
+from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError, DataError
-from lmlab.tokenization import TokenizerSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,13 @@ class LMDataModule(LightningDataModule):
     """Text source + tokenizer -> cached token arrays -> packed blocks.
 
     Args:
-        source: where the text comes from (``lmlab.data.sources``).
+        source: where the text comes from (``lmlab.data.sources.text``).
         tokenizer: how to get the tokenizer (pretrained, or trained on the training split).
         splits: which source split feeds each stage; ``null`` skips a stage (e.g. ``test: null``).
         block_size: tokens per training sequence.
         batch_size: sequences per device per step; ``eval_batch_size`` for validation and test.
         num_proc: processes for the one-time tokenization (the Rust tokenizer is multi-threaded already).
-        seed: the seed of the training order (epoch e uses seed + e; see ``lmlab.data.loading``).
+        seed: the seed of the training order (epoch e uses seed + e; see ``lmlab.data.loaders``).
     """
 
     def __init__(

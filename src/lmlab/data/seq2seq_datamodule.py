@@ -16,10 +16,10 @@ from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
-from lmlab.data.pair_sources import PairSource
 from lmlab.data.seq2seq_batches import PairCollator, PairEncoder, ensure_pad_and_eos
+from lmlab.data.sources.pairs import PairSource
+from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError
-from lmlab.tokenization import TokenizerSpec
 
 log = logging.getLogger(__name__)
 

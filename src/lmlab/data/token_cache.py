@@ -22,9 +22,9 @@ import numpy as np
 from filelock import FileLock
 from transformers import PreTrainedTokenizerBase
 
-from lmlab.data.sources import Lines, TextSource
+from lmlab.data.sources.text import Lines, TextSource
+from lmlab.data.tokenizer import document_separator_id, rust_tokenizer_threads, tokenizer_fingerprint
 from lmlab.errors import DataError
-from lmlab.tokenization import document_separator_id, rust_tokenizer_threads, tokenizer_fingerprint
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Evaluation of a trained model, one module per kind (dispatched by ``lmlab.evaluate``)."""
+"""Evaluation of a trained model, one module per kind (dispatched by ``lmlab.stages.evaluate``)."""
 
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 from omegaconf import open_dict
 
+from lmlab.data.tokenizer import GivenTokenizer
 from lmlab.evaluation import EvalContext
 from lmlab.tasks.classification import SequenceClassificationModule
-from lmlab.tokenization import GivenTokenizer
 
 log = logging.getLogger(__name__)
 

@@ -18,13 +18,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from lmlab.data.seq2seq_batches import ensure_pad_and_eos
+from lmlab.data.tokenizer import GivenTokenizer, document_separator_id
+from lmlab.decoding.decode import generate_texts
+from lmlab.decoding.records import GenerationRecord, score_records, write_predictions
+from lmlab.decoding.settings import GenerationSettings
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
-from lmlab.generation.decode import generate_texts
-from lmlab.generation.records import GenerationRecord, score_records, write_predictions
-from lmlab.generation.settings import GenerationSettings
-from lmlab.metrics.generation import TextMetricOptions
-from lmlab.tokenization import GivenTokenizer, document_separator_id
+from lmlab.metrics.generated_text import TextMetricOptions
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from hydra.utils import instantiate
 
+from lmlab.data.tokenizer import GivenTokenizer
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
 from lmlab.metrics.coverage import coverage_report, word_counts
-from lmlab.tokenization import GivenTokenizer
 
 log = logging.getLogger(__name__)
 

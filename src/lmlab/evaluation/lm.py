@@ -11,12 +11,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
+from lmlab.data.tokenizer import GivenTokenizer
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
 from lmlab.metrics.perplexity import sliding_window_perplexity
-from lmlab.models import max_positions
+from lmlab.models.factory import max_positions
 from lmlab.tasks.masking import mask_tokens
-from lmlab.tokenization import GivenTokenizer
 
 log = logging.getLogger(__name__)
 

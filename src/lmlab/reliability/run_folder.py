@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from lmlab.reliability.validate import check_creatable
+from lmlab.config.checks import check_creatable
 from lmlab.sweeps.checks import user_errors_exit
 
 

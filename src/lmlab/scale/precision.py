@@ -5,22 +5,16 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import OmegaConf
-
 log = logging.getLogger(__name__)
 
 
 def auto_precision(accelerator: str = "auto") -> str:
-    import torch  # here, not at import: `import lmlab` (config resolvers) must stay light
+    import torch  # here, not at import: registering the config resolvers must stay light
 
     cuda = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
     if cuda:
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
     return "32-true"
-
-
-def register_resolver() -> None:
-    OmegaConf.register_new_resolver("lmlab.precision", auto_precision, replace=True)
 
 
 def enable_tf32(enabled: bool = True) -> None:

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 from omegaconf import DictConfig
 
-from lmlab.cli import EXIT_USER_ERROR
 from lmlab.errors import LmlabError
+from lmlab.stages.runner import EXIT_USER_ERROR
 from lmlab.sweeps.launchers import check_launcher
 from lmlab.sweeps.metric import check_optimized_metric
 

@@ -1,6 +1,6 @@
 """Names that tie the jobs of a sweep together: the W&B group and run name, the Optuna study name.
 
-Registered as OmegaConf resolvers (``lmlab.sweep_group``, ``lmlab.job_run_name``) by ``lmlab`` itself, so
+Registered as OmegaConf resolvers (``lmlab.sweep_group``, ``lmlab.job_run_name``) by ``lmlab.config.resolvers``, so
 ``conf/logger/wandb.yaml`` groups single runs by experiment and every job of a multirun by its sweep.
 """
 
@@ -44,8 +44,3 @@ def job_run_name(run_name: str) -> str:
     hydra = _multirun_hydra()
     num = OmegaConf.select(hydra, "job.num", default=None) if hydra is not None else None
     return run_name if num is None else f"{run_name}-{num}"
-
-
-def register_resolvers() -> None:
-    OmegaConf.register_new_resolver("lmlab.sweep_group", sweep_group, replace=True)
-    OmegaConf.register_new_resolver("lmlab.job_run_name", job_run_name, replace=True)

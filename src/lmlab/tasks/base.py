@@ -33,8 +33,10 @@ class TaskModule(LightningModule):
             ``off`` (no check: saves one host-device sync per step).
     """
 
-    HEAD: ClassVar[str]  # the model head it trains (a key of lmlab.models.HEADS)
-    EVALUATION: ClassVar[str]  # what evaluate.py computes for its models (a key of lmlab.evaluate.EVALUATORS)
+    HEAD: ClassVar[str]  # the model head it trains (a key of lmlab.models.factory.HEADS)
+    EVALUATION: ClassVar[
+        str
+    ]  # what evaluate.py computes for its models (a key of lmlab.stages.evaluate.EVALUATORS)
 
     def __init__(
         self,

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lmlab.augment import Augmentation
-from lmlab.data.classification_sources import ClassificationSpec
+from lmlab.data.sources.labeled import ClassificationSpec
 from lmlab.errors import ConfigError
 from lmlab.metrics.classification import make_metrics
+from lmlab.tasks.augmentation import Augmentation
 from lmlab.tasks.base import TaskModule
 from lmlab.tasks.masking import mask_tokens
 from lmlab.utils.io import atomic_write_text
@@ -45,7 +45,7 @@ class SequenceClassificationModule(TaskModule):
         **kwargs: Any,
     ) -> None:
         """``label_smoothing``: of the training cross-entropy (classification only). ``augmentation``: token
-        deletion/swap/replacement/span masking probabilities (``lmlab.augment``), training batches only.
+        deletion/swap/replacement/span masking probabilities (``lmlab.tasks.augmentation``), training batches only.
         ``aux_lm_weight``: weight of a masked-LM (encoders) or causal-LM loss on the same batch, computed by
         ``aux_lm`` (an LM head sharing the model's body) — a guard against forgetting; 0 = off."""
         super().__init__(*args, **kwargs)

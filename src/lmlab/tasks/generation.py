@@ -3,7 +3,7 @@
 Validation computes the loss on the whole validation split and, every ``generate_every_n_val``
 validations, generates for its first ``val_generate_samples`` examples (generation is far slower than a
 forward pass); test generates for the whole test split. Scores are BLEU, ROUGE, length and diversity
-(``lmlab.metrics.generation``), computed once over the examples of all ranks.
+(``lmlab.metrics.generated_text``), computed once over the examples of all ranks.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import OmegaConf
 from torchmetrics import MeanMetric
 
-from lmlab.errors import ConfigError
-from lmlab.generation.decode import generate_texts
-from lmlab.generation.records import (
+from lmlab.decoding.decode import generate_texts
+from lmlab.decoding.records import (
     GenerationRecord,
     RecordCollector,
     log_examples_table,
     score_records,
     write_predictions,
 )
-from lmlab.generation.settings import GenerationSettings
-from lmlab.metrics.generation import GENERATION_METRICS, TextMetricOptions
+from lmlab.decoding.settings import GenerationSettings
+from lmlab.errors import ConfigError
+from lmlab.metrics.generated_text import GENERATION_METRICS, TextMetricOptions
 from lmlab.tasks.base import TaskModule
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,11 @@ class GenerationModule(TaskModule):
     """Shared loop of the encoder-decoder and decoder-only generation tasks.
 
     Args:
-        generation: decoding settings (``lmlab.generation.GenerationSettings``), validated at once.
+        generation: decoding settings (``lmlab.decoding.GenerationSettings``), validated at once.
         val_generate_samples: how many validation examples (the first ones) are generated for.
         generate_every_n_val: generate at every N-th validation run (sanity checks excluded).
         log_examples: rows of the W&B table (source, reference, prediction) per evaluation.
-        metrics: scoring options (``lmlab.metrics.generation.TextMetricOptions``).
+        metrics: scoring options (``lmlab.metrics.generated_text.TextMetricOptions``).
         predictions_dir: where ``<stage>...jsonl`` predictions and their metrics are written.
         max_prompt_length: the longest prompt (from the data), to check that generation fits the model.
         label_smoothing: of the training loss (evaluation losses are unsmoothed).

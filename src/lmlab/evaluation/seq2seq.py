@@ -15,13 +15,13 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from lmlab.data.tokenizer import GivenTokenizer
+from lmlab.decoding.decode import generate_texts
+from lmlab.decoding.records import GenerationRecord, score_records, write_predictions
+from lmlab.decoding.settings import GenerationSettings, merge_settings
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
-from lmlab.generation.decode import generate_texts
-from lmlab.generation.records import GenerationRecord, score_records, write_predictions
-from lmlab.generation.settings import GenerationSettings, merge_settings
-from lmlab.metrics.generation import TextMetricOptions
-from lmlab.tokenization import GivenTokenizer
+from lmlab.metrics.generated_text import TextMetricOptions
 
 log = logging.getLogger(__name__)
 

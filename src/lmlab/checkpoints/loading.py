@@ -11,9 +11,9 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.callbacks.run_metadata import CHECKPOINT_KEY
+from lmlab.checkpoints.metadata import CHECKPOINT_KEY
 from lmlab.errors import CheckpointError
-from lmlab.models import HEADS, load_pretrained_or_explain, set_special_token_ids
+from lmlab.models.factory import HEADS, load_pretrained_or_explain, set_special_token_ids
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.checkpoint import EXPORT_INFO
+from lmlab.checkpoints.loading import EXPORT_INFO
 from lmlab.utils.io import atomic_write_dir
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
 
-from lmlab.reliability.secrets import scrub
+from lmlab.config.secrets import scrub
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +43,9 @@ def run_dir(base: str, resume: Any, overrides: Any, now: str | None = None) -> s
     return str(Path(base) / (now or datetime.now().strftime("%Y-%m-%d_%H-%M-%S")))
 
 
-def register_resolver() -> None:
-    OmegaConf.register_new_resolver("lmlab.run_dir", run_dir, replace=True)
-
-
 def checkpoint_step(path: Path) -> int | None:
     """The global step of a readable checkpoint, or None if it is truncated or corrupt."""
-    import torch  # here, not at import: `import lmlab` (config resolvers) must stay light
+    import torch  # here, not at import: registering the config resolvers must stay light
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

@@ -24,8 +24,8 @@ from transformers import (
 )
 
 from lmlab.errors import CheckpointError, ConfigError
-from lmlab.native_gpt2 import NativeGPT2LMHeadModel, check_native_config, uses_bias
-from lmlab.regularization import apply_dropout, freeze
+from lmlab.models.native_gpt2 import NativeGPT2LMHeadModel, check_native_config, uses_bias
+from lmlab.models.regularization import apply_dropout, freeze
 from lmlab.utils.network import hub_offline_reason
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,10 @@ class ModelFactory:
             (64 makes the output matmul faster on GPUs); padded rows are never produced by the tokenizer.
         gradient_checkpointing: activation checkpointing, for models whose activations do not fit.
         dropout: ``{hidden, attention, classifier}`` rates, mapped onto the architecture's own config fields
-            (``lmlab.regularization``); null entries keep the model's values.
+            (``lmlab.models.regularization``); null entries keep the model's values.
         freeze: ``{embeddings: bool, layers: N}``: no gradient to the embeddings / the first N blocks.
         implementation: ``hf`` (the Hugging Face class) or ``native`` (GPT-2 causal LMs only: the same weights
-            on a lean training path, ``lmlab.native_gpt2``; exports are still Hugging Face GPT-2 models).
+            on a lean training path, ``lmlab.models.native_gpt2``; exports are still Hugging Face GPT-2 models).
     """
 
     def __init__(

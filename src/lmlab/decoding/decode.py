@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.generation.settings import GenerationSettings
+from lmlab.decoding.settings import GenerationSettings
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from lmlab.metrics.generation import TextMetricOptions, generation_scores
+from lmlab.metrics.generated_text import TextMetricOptions, generation_scores
 from lmlab.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)

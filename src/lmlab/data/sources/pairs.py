@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmlab.data.pair_files import count_lines, local_pair_files
-from lmlab.data.sources import file_fingerprint, load_hub_split
+from lmlab.data.sources.pair_files import count_lines, local_pair_files
+from lmlab.data.sources.text import file_fingerprint, load_hub_split
 from lmlab.data.tables import field_names, get_field, has_field, read_records
 from lmlab.data.text_io import read_lines
 from lmlab.errors import ConfigError, DataError

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lmlab.data.glue_tasks import Columns, GlueTask, glue_task
-from lmlab.data.sources import file_fingerprint, load_hub_split
+from lmlab.data.sources.glue_tasks import Columns, GlueTask, glue_task
+from lmlab.data.sources.text import file_fingerprint, load_hub_split
 from lmlab.data.text_io import check_file, read_lines
 from lmlab.errors import ConfigError, DataError
 

@@ -12,16 +12,16 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.checkpoint import load_model_for_eval, load_tokenizer_for_eval
+from lmlab.checkpoints.loading import load_model_for_eval, load_tokenizer_for_eval
+from lmlab.config.tree import print_config_tree, resolve
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
 from lmlab.evaluation.classification import evaluate_classification
 from lmlab.evaluation.continuation import evaluate_continuation
 from lmlab.evaluation.coverage import evaluate_coverage
-from lmlab.evaluation.generation import evaluate_generation
 from lmlab.evaluation.lm import evaluate_language_model
-from lmlab.train import build_loggers
-from lmlab.utils.config import print_config_tree, resolve
+from lmlab.evaluation.seq2seq import evaluate_generation
+from lmlab.stages.train import build_loggers
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)

@@ -16,21 +16,21 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.callbacks.history import ValidationHistory
-from lmlab.callbacks.run_metadata import RunMetadata
-from lmlab.checkpoint import checkpoint_metadata, read_checkpoint
+from lmlab.checkpoints.export import export_hf
+from lmlab.checkpoints.full_state import full_model_state_dict, load_best_weights
+from lmlab.checkpoints.loading import checkpoint_metadata, read_checkpoint
+from lmlab.checkpoints.metadata import RunMetadata
+from lmlab.checkpoints.resume import checkpoint_step, find_resume_checkpoint
+from lmlab.config.checks import check_types, check_writable
+from lmlab.config.secrets import scrub, scrub_files
+from lmlab.config.tree import print_config_tree, resolve
 from lmlab.errors import ConfigError
-from lmlab.export import export_hf
-from lmlab.models import aux_lm_head, count_parameters
-from lmlab.reliability.resume import checkpoint_step, find_resume_checkpoint
-from lmlab.reliability.secrets import scrub, scrub_files
+from lmlab.models.factory import aux_lm_head, count_parameters
 from lmlab.reliability.signals import SaveOnSigterm
-from lmlab.reliability.validate import check_types, check_writable
 from lmlab.scale.batching import accumulation_steps
-from lmlab.scale.full_state import full_model_state_dict, load_best_weights
 from lmlab.scale.hydra_ddp import LaunchEnvironment
 from lmlab.scale.hydra_ddp import install as install_hydra_ddp
 from lmlab.scale.precision import enable_tf32
-from lmlab.utils.config import print_config_tree, resolve
 from lmlab.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
