@@ -1,0 +1,30 @@
+"""Checkpoints and exports: written atomically, self-describing, found again on resume, read for evaluation.
+
+Import from here: the files inside may move.
+"""
+
+from lmlab.checkpoints.atomic_io import AtomicCheckpointIO
+from lmlab.checkpoints.export import export_hf
+from lmlab.checkpoints.full_state import full_model_state_dict, load_best_weights
+from lmlab.checkpoints.loading import (
+    checkpoint_metadata,
+    load_model_for_eval,
+    load_tokenizer_for_eval,
+    read_checkpoint,
+)
+from lmlab.checkpoints.metadata import RunMetadata
+from lmlab.checkpoints.resume import checkpoint_step, find_resume_checkpoint
+
+__all__ = [
+    "AtomicCheckpointIO",
+    "RunMetadata",
+    "checkpoint_metadata",
+    "checkpoint_step",
+    "export_hf",
+    "find_resume_checkpoint",
+    "full_model_state_dict",
+    "load_best_weights",
+    "load_model_for_eval",
+    "load_tokenizer_for_eval",
+    "read_checkpoint",
+]

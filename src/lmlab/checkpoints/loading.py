@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedT
 
 from lmlab.checkpoints.metadata import CHECKPOINT_KEY
 from lmlab.errors import CheckpointError
-from lmlab.models.factory import HEADS, load_pretrained_or_explain, set_special_token_ids
+from lmlab.models import HEADS, load_pretrained_or_explain, set_special_token_ids
 
 log = logging.getLogger(__name__)
 

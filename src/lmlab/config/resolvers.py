@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 def register_resolvers() -> None:
     """Register every ``lmlab.*`` resolver (idempotent)."""
-    from lmlab.checkpoints.resume import run_dir
+    from lmlab.config.run_dir import run_dir
     from lmlab.scale.precision import auto_precision
     from lmlab.sweeps.naming import job_run_name, sweep_group
 

@@ -3,9 +3,14 @@
 from lmlab.data.classification_datamodule import ClassificationDataModule
 from lmlab.data.lm_datamodule import LMDataModule
 from lmlab.data.seq2seq_datamodule import Seq2SeqDataModule
-from lmlab.data.sources.labeled import GlueSource, TableSource
-from lmlab.data.sources.pairs import PairSource
-from lmlab.data.sources.text import HubTextSource, TextFilesSource, WikiTextSource
+from lmlab.data.sources import (
+    GlueSource,
+    HubTextSource,
+    PairSource,
+    TableSource,
+    TextFilesSource,
+    WikiTextSource,
+)
 
 __all__ = [
     "ClassificationDataModule",

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
 from lmlab.data.loaders import train_loader
-from lmlab.data.sources.labeled import ClassificationSpec, Example
+from lmlab.data.sources import ClassificationSpec, Example
 from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError
 

@@ -14,7 +14,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
 from lmlab.data.loaders import train_loader
-from lmlab.data.sources.text import TextSource
+from lmlab.data.sources import TextSource
 from lmlab.data.token_cache import build_token_cache, load_tokens
 from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError, DataError

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorForSeq2Seq, PreTrainedTokenizerBase
 
-from lmlab.data.sources.pairs import Pair
+from lmlab.data.sources import Pair
 from lmlab.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from transformers import PreTrainedTokenizerBase
 
 from lmlab.data.seq2seq_batches import PairCollator, PairEncoder, ensure_pad_and_eos
-from lmlab.data.sources.pairs import PairSource
+from lmlab.data.sources import PairSource
 from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError
 

@@ -22,7 +22,7 @@ import numpy as np
 from filelock import FileLock
 from transformers import PreTrainedTokenizerBase
 
-from lmlab.data.sources.text import Lines, TextSource
+from lmlab.data.sources import Lines, TextSource
 from lmlab.data.tokenizer import document_separator_id, rust_tokenizer_threads, tokenizer_fingerprint
 from lmlab.errors import DataError
 from lmlab.utils.io import atomic_write_json

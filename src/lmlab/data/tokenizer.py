@@ -24,7 +24,7 @@ from lmlab.errors import ConfigError
 from lmlab.utils.io import atomic_write_dir
 
 if TYPE_CHECKING:
-    from lmlab.data.sources.text import TextSource
+    from lmlab.data.sources import TextSource
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class PretrainedTokenizer(TokenizerSpec):
     def load(
         self, source: TextSource, train_split: str | None, cache_dir: str | Path
     ) -> PreTrainedTokenizerBase:
-        from lmlab.models.factory import load_pretrained_or_explain
+        from lmlab.models import load_pretrained_or_explain
 
         return load_pretrained_or_explain(
             AutoTokenizer.from_pretrained,

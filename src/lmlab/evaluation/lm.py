@@ -15,7 +15,7 @@ from lmlab.data.tokenizer import GivenTokenizer
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
 from lmlab.metrics.perplexity import sliding_window_perplexity
-from lmlab.models.factory import max_positions
+from lmlab.models import max_positions
 from lmlab.tasks.masking import mask_tokens
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,26 @@
+"""The Transformer: built from a config (random weights) or loaded pretrained, with its task head.
+
+Import from here: the files inside may move.
+"""
+
+from lmlab.models.factory import (
+    HEADS,
+    ModelFactory,
+    aux_lm_head,
+    count_parameters,
+    load_pretrained_or_explain,
+    max_positions,
+    set_decoder_token_ids,
+    set_special_token_ids,
+)
+
+__all__ = [
+    "HEADS",
+    "ModelFactory",
+    "aux_lm_head",
+    "count_parameters",
+    "load_pretrained_or_explain",
+    "max_positions",
+    "set_decoder_token_ids",
+    "set_special_token_ids",
+]

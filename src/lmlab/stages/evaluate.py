@@ -12,7 +12,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.checkpoints.loading import load_model_for_eval, load_tokenizer_for_eval
+from lmlab.checkpoints import load_model_for_eval, load_tokenizer_for_eval
 from lmlab.config.tree import print_config_tree, resolve
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext

@@ -16,16 +16,21 @@ from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.callbacks.history import ValidationHistory
-from lmlab.checkpoints.export import export_hf
-from lmlab.checkpoints.full_state import full_model_state_dict, load_best_weights
-from lmlab.checkpoints.loading import checkpoint_metadata, read_checkpoint
-from lmlab.checkpoints.metadata import RunMetadata
-from lmlab.checkpoints.resume import checkpoint_step, find_resume_checkpoint
+from lmlab.checkpoints import (
+    RunMetadata,
+    checkpoint_metadata,
+    checkpoint_step,
+    export_hf,
+    find_resume_checkpoint,
+    full_model_state_dict,
+    load_best_weights,
+    read_checkpoint,
+)
 from lmlab.config.checks import check_types, check_writable
 from lmlab.config.secrets import scrub, scrub_files
 from lmlab.config.tree import print_config_tree, resolve
 from lmlab.errors import ConfigError
-from lmlab.models.factory import aux_lm_head, count_parameters
+from lmlab.models import aux_lm_head, count_parameters
 from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.scale.batching import accumulation_steps
 from lmlab.scale.hydra_ddp import LaunchEnvironment

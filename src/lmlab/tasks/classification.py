@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from lmlab.data.sources.labeled import ClassificationSpec
+from lmlab.data.sources import ClassificationSpec
 from lmlab.errors import ConfigError
 from lmlab.metrics.classification import make_metrics
 from lmlab.tasks.augmentation import Augmentation

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from lmlab.errors import ConfigError
-from lmlab.models.factory import max_positions
+from lmlab.models import max_positions
 from lmlab.tasks.generation import GenerationModule
 
 

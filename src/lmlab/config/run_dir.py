@@ -1,0 +1,39 @@
+"""The run folder of a command (``hydra.run.dir``), stable under ``resume=auto``.
+
+With ``resume=auto`` the newest folder under ``logs/<experiment_name>/runs/`` whose ``.hydra/overrides.yaml``
+holds the same overrides (ignoring ``resume`` and ``ckpt_path``) is used again, so a relaunch after a kill,
+a preemption or a SLURM requeue writes to the same place (``lmlab.checkpoints.resume`` then finds its
+newest good checkpoint).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lmlab.config.secrets import scrub
+
+IGNORED_OVERRIDES = ("resume=", "ckpt_path=", "hydra.run.dir=", "hydra.output_subdir=")
+
+
+def _comparable(overrides: Any) -> list[str]:
+    # scrubbed like the saved copy, so a secret given on the command line still matches
+    return sorted(scrub(str(o)) for o in (overrides or []) if not str(o).startswith(IGNORED_OVERRIDES))
+
+
+def run_dir(base: str, resume: Any, overrides: Any, now: str | None = None) -> str:
+    """The OmegaConf resolver behind ``hydra.run.dir``: a new timestamped folder, or with ``resume=auto`` the
+    newest earlier folder of the same command (if any)."""
+    if str(resume) == "auto":
+        wanted = _comparable(overrides)
+        candidates = []
+        for folder in Path(base).glob("*"):
+            saved = folder / ".hydra" / "overrides.yaml"
+            if saved.is_file() and _comparable(yaml.safe_load(saved.read_text())) == wanted:
+                candidates.append(folder)
+        if candidates:
+            return str(max(candidates, key=lambda p: p.stat().st_mtime))
+    return str(Path(base) / (now or datetime.now().strftime("%Y-%m-%d_%H-%M-%S")))
