@@ -30,7 +30,7 @@ def build(preset: str | None, export: str | None):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from lmlab.checkpoints.loading import load_model_for_eval
+    from lmlab.checkpoints import load_model_for_eval
     from lmlab.data.tokenizer import TrainedTokenizer
 
     if export:

@@ -25,7 +25,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from lmlab.data.sources.labeled import GlueSource
+from lmlab.data.sources import GlueSource
 
 
 def glue_metrics(task, preds, labels) -> dict[str, float]:

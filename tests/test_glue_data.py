@@ -4,8 +4,9 @@ import csv
 
 import pytest
 
+from lmlab.data.sources import GlueSource, TableSource
+from lmlab.data.sources.glue import read_tsv
 from lmlab.data.sources.glue_tasks import GLUE_TASKS, Columns, glue_task
-from lmlab.data.sources.labeled import GlueSource, TableSource, read_tsv
 from lmlab.errors import ConfigError, DataError
 
 EXPECTED_COLUMNS = {  # Hugging Face run_glue task_to_keys

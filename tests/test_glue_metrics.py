@@ -6,7 +6,7 @@ import torch
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-from lmlab.data.sources.labeled import ClassificationSpec
+from lmlab.data.sources import ClassificationSpec
 from lmlab.errors import ConfigError
 from lmlab.metrics.classification import make_metrics
 from lmlab.tasks.classification import write_submission

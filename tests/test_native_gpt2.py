@@ -6,9 +6,9 @@ import torch
 from conftest import compose
 from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
-from lmlab.checkpoints.loading import load_model_for_eval
+from lmlab.checkpoints import load_model_for_eval
 from lmlab.errors import ConfigError
-from lmlab.models.factory import ModelFactory
+from lmlab.models import ModelFactory
 from lmlab.models.native_gpt2 import NativeGPT2LMHeadModel
 from lmlab.stages.train import train
 

@@ -14,7 +14,7 @@ from transformers import AutoConfig, PreTrainedTokenizerFast
 from lmlab.data.tokenizer import TrainedTokenizer
 from lmlab.errors import ConfigError
 from lmlab.metrics.coverage import coverage_report, word_counts
-from lmlab.models.factory import ModelFactory
+from lmlab.models import ModelFactory
 from lmlab.models.regularization import apply_dropout
 from lmlab.stages.train import train
 from lmlab.tasks.augmentation import Augmentation

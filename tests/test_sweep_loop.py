@@ -13,7 +13,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from lmlab.errors import ConfigError, LmlabError
-from lmlab.sweeps.optuna_sweep import OptunaSweep, SweepSettings
+from lmlab.sweeps.optuna_sweep import OptunaSweep
+from lmlab.sweeps.settings import LmlabOptunaSweeperConf
 from lmlab.sweeps.study import n_finished
 
 LR = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}
@@ -60,11 +61,17 @@ class FakeLauncher:
         return returns
 
 
+def settings_of(**settings):
+    """The sweeper's settings as Hydra hands them over: a sampler, and the interpolated defaults resolved."""
+    return LmlabOptunaSweeperConf(
+        **{"sampler": optuna.samplers.RandomSampler(seed=0), "n_jobs": 1, "storage": None, **settings}
+    )
+
+
 def run_sweep(tmp_path, launcher, overrides=(), compose_fn=None, **settings):
     settings = {"n_trials": 4, "params": LR, "storage": f"sqlite:///{tmp_path / 'optuna.db'}", **settings}
     sweep = OptunaSweep(
-        SweepSettings(study_name="test", **settings),
-        optuna.samplers.RandomSampler(seed=0),
+        settings_of(study_name="test", **settings),
         sweep_config(tmp_path, *overrides),
         launcher,
         compose=compose_fn or (lambda o: None),
@@ -223,15 +230,13 @@ def test_glue_search_space_composes_for_a_glue_task_and_maximizes_its_metric(tmp
 
     launcher = FakeLauncher(tmp_path, accuracy)
     sweeper = cfg.hydra.sweeper
-    settings = SweepSettings(
+    settings = settings_of(
         direction=sweeper.direction,
         n_trials=3,
         params=OmegaConf.to_container(sweeper.params),
         study_name="glue",
     )
-    summary = OptunaSweep(settings, optuna.samplers.RandomSampler(seed=0), cfg, launcher, compose_trial).run(
-        arguments
-    )
+    summary = OptunaSweep(settings, cfg, launcher, compose_trial).run(arguments)
     assert summary.metric == "best/val/accuracy" and summary.direction == "maximize"
     assert summary.best.value == max(r.value for r in summary.records)
     trial = composed[-1]  # the last trial's config: the GLUE task with the searched values

@@ -22,8 +22,8 @@ from lmlab.sweeps.aggregate import best_config, group_over_seeds
 from lmlab.sweeps.metric import check_optimized_metric, normalize_direction
 from lmlab.sweeps.naming import job_run_name, sweep_group
 from lmlab.sweeps.records import TrialRecord
+from lmlab.sweeps.results import SweepSummary
 from lmlab.sweeps.search_space import check_keys_exist, parse_search_space
-from lmlab.sweeps.summary import SweepSummary
 
 SEARCH_SPACES = sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml"))
 

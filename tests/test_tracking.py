@@ -3,7 +3,7 @@
 import pytest
 
 from lmlab.errors import ConfigError
-from lmlab.utils.tracking import resolve_wandb_mode
+from lmlab.tracking.wandb import resolve_wandb_mode
 
 
 @pytest.fixture

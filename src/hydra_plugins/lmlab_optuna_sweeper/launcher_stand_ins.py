@@ -2,12 +2,12 @@
 
 ``hydra/launcher=joblib`` without hydra-joblib-launcher then composes, and the sweep stops before its first
 job with an error that names the extra to install (``lmlab.sweeps.launchers.check_launcher``).
-Only the standard library and Hydra are imported here: every Hydra program in the environment loads it.
+Every Hydra program in the environment loads it: only Hydra and the light ``lmlab.sweeps.launchers`` here.
 """
 
-import importlib.util
-
 from hydra.core.config_store import ConfigStore
+
+from lmlab.sweeps.launchers import importable
 
 # hydra/launcher=<name> -> the launcher class its plugin registers under that name
 LAUNCHER_TARGETS = {
@@ -15,13 +15,6 @@ LAUNCHER_TARGETS = {
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher",
     "submitit_local": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher",
 }
-
-
-def importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a parent package is missing
-        return False
 
 
 def stand_in_configs() -> dict[str, dict[str, str]]:

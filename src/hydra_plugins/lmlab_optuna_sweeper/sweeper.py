@@ -8,21 +8,24 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from lmlab.sweeps.settings import LmlabOptunaSweeperConf
+
 
 class LmlabOptunaSweeper(Sweeper):
     """Search with Optuna: TPE or random sampling, failure tolerance, storage and resume.
 
-    See ``lmlab.sweeps.optuna_sweep`` for the loop and ``config.py`` for the settings.
+    See ``lmlab.sweeps.optuna_sweep`` for the loop and ``lmlab.sweeps.settings`` for the settings.
     """
 
     def __init__(self, sampler: Any, params: Any = None, enqueue_trials: Any = None, **settings: Any) -> None:
         super().__init__()
-        self.sampler = sampler
-        self.settings = {
+        # Hydra instantiates the sweeper with its config's keys: the settings as it composed and resolved them.
+        self.settings = LmlabOptunaSweeperConf(
+            sampler=sampler,
+            params=OmegaConf.to_container(params) if OmegaConf.is_config(params) else params,
+            enqueue_trials=list(enqueue_trials or []),
             **settings,
-            "params": OmegaConf.to_container(params) if OmegaConf.is_config(params) else params,
-            "enqueue_trials": list(enqueue_trials or []),
-        }
+        )
         self.hydra_context: HydraContext | None = None
         self.config: DictConfig | None = None
         self.launcher: Any = None
@@ -42,18 +45,21 @@ class LmlabOptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        from dataclasses import replace
+
         from hydra.utils import instantiate
 
         from lmlab.sweeps.checks import user_errors_exit
-        from lmlab.sweeps.optuna_sweep import OptunaSweep, SweepSettings
+        from lmlab.sweeps.optuna_sweep import OptunaSweep
 
         assert self.hydra_context is not None and self.config is not None
         loader, config = self.hydra_context.config_loader, self.config
-        sampler = instantiate(self.sampler) if OmegaConf.is_config(self.sampler) else self.sampler
+        settings = self.settings
+        if OmegaConf.is_config(settings.sampler):  # Hydra instantiated the sweeper with _recursive_ off
+            settings = replace(settings, sampler=instantiate(settings.sampler))
         with user_errors_exit():
             sweep = OptunaSweep(
-                SweepSettings(**self.settings),
-                sampler,
+                settings,
                 config,
                 self.launcher,
                 compose=lambda overrides: loader.load_sweep_config(config, list(overrides)),

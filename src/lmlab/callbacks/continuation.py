@@ -7,6 +7,7 @@ from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lmlab.data.lm_datamodule import LMDataModule
 from lmlab.data.tokenizer import document_separator_id
 from lmlab.decoding.records import RecordCollector, log_examples_table, score_records
 from lmlab.errors import ConfigError
@@ -40,7 +41,9 @@ class ContinuationEval(Callback):
         self.validations = 0
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if getattr(pl_module, "HEAD", None) != "causal_lm" or not hasattr(trainer.datamodule, "tokens"):
+        if getattr(pl_module, "HEAD", None) != "causal_lm" or not isinstance(
+            trainer.datamodule, LMDataModule
+        ):
             raise ConfigError("callbacks=continuation works with causal-LM pretraining (task=clm) only")
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
+from lmlab.data.base import BaseDataModule
 from lmlab.scale.flops import device_peak_tflops, training_flops_per_token
 
 
@@ -49,7 +50,8 @@ class Throughput(Callback):
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.peak_tflops == "auto":
             self.peak_tflops = device_peak_tflops() if pl_module.device.type == "cuda" else None
-        length = getattr(trainer.datamodule, "sequence_length", None)
+        datamodule = trainer.datamodule
+        length = datamodule.sequence_length if isinstance(datamodule, BaseDataModule) else None
         if self.peak_tflops and length and hasattr(pl_module, "model"):
             self.flops_per_token = training_flops_per_token(pl_module.model, length)
 

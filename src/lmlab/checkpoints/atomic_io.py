@@ -2,15 +2,14 @@
 
 Lightning's default writer serializes the whole checkpoint into memory, writes it to the system temp folder
 and moves it into place: twice the memory, and a copy (not an atomic rename) when /tmp is another file
-system. This one streams ``torch.save`` into a hidden temporary file next to the target, fsyncs it and
-renames it over the final name, so a crash or a full disk never leaves a truncated ``.ckpt``.
+system. This one streams ``torch.save`` through ``lmlab.utils.io.atomic_open`` (a hidden temporary file
+next to the target, fsynced, renamed over the final name), so a crash or a full disk never leaves a
+truncated ``.ckpt``.
 """
 
 from __future__ import annotations
 
 import errno
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from lmlab.errors import CheckpointError
-from lmlab.utils.io import publish_mode
+from lmlab.utils.io import atomic_open
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -27,25 +26,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if "://" in str(path):  # remote storage: Lightning's fsspec writer handles it
             return super().save_checkpoint(checkpoint, path, storage_options)
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            publish_mode(fd)
-            with os.fdopen(fd, "wb") as f:
+            with atomic_open(path, "wb") as f:
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
         except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
             if e.errno == errno.ENOSPC:
                 raise CheckpointError(
                     f"no space left on the device while writing the checkpoint {path}; the previous checkpoints are "
                     "intact. Free space, or keep fewer checkpoints (callbacks.model_checkpoint.save_top_k, "
                     "callbacks.periodic_checkpoint.save_top_k), then resume with resume=auto."
                 ) from None
-            raise
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
             raise

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from lightning.pytorch import LightningModule, Trainer
+
+from lmlab.checkpoints.reader import load_checkpoint_file
 
 
 def is_sharded(trainer: Trainer) -> bool:
@@ -50,5 +51,5 @@ def load_best_weights(trainer: Trainer, module: LightningModule, path: str, data
     if is_sharded(trainer):
         trainer.validate(module, datamodule=datamodule, ckpt_path=path, verbose=False)
         return
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    state = load_checkpoint_file(path)["state_dict"]
     module.load_state_dict(state)

@@ -8,18 +8,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from lmlab.checkpoints.reader import checkpoint_step
+
 log = logging.getLogger(__name__)
-
-
-def checkpoint_step(path: Path) -> int | None:
-    """The global step of a readable checkpoint, or None if it is truncated or corrupt."""
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        return int(ckpt.get("global_step", -1))
-    except Exception:  # noqa: BLE001 - any failure means: not a usable checkpoint
-        return None
 
 
 def find_resume_checkpoint(run_dir: str | Path) -> Path | None:

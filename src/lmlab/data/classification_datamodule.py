@@ -6,29 +6,33 @@ import logging
 from typing import Any
 
 import torch
-from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
 
-from lmlab.data.loaders import train_loader
+from lmlab.data.base import BaseDataModule, stage_name
 from lmlab.data.sources import ClassificationSpec, Example
 from lmlab.data.tokenizer import TokenizerSpec
 from lmlab.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# names of the sets in log lines and in ``truncated`` (the keys users see in metrics.json)
+_SET_NAMES = {"train": "train", "validation": "eval", "test": "test", "predict": "predict"}
 
-class ClassificationDataModule(LightningDataModule):
+
+class ClassificationDataModule(BaseDataModule):
     """Tokenizes examples (truncating to ``max_length`` and counting how many were cut) and pads each batch
-    to its longest sequence (dynamic padding).
+    to its longest sequence (dynamic padding). The source names its sets (GLUE: MNLI has two dev sets).
 
-    Args:
+    Args (beyond ``BaseDataModule``'s):
         source: ``GlueSource`` or ``TableSource``.
         max_train_samples / max_eval_samples / max_predict_samples: keep only the first N examples of each
             set (quick runs, as in the Hugging Face recipes); null = all.
     """
 
-    length_field = "data.max_length"
+    KIND = "labeled examples (e.g. data=glue or data=table)"
+    DEFAULT_SPLITS = {}  # the source decides which sets exist
+    DROP_LAST = False  # every training example is used each epoch, as in the reference recipe
+    STAGES = ("train", "validation", "test", "predict")
 
     def __init__(
         self,
@@ -37,22 +41,22 @@ class ClassificationDataModule(LightningDataModule):
         cache_dir: str,
         max_length: int = 128,
         batch_size: int = 32,
-        eval_batch_size: int | None = None,
         max_train_samples: int | None = None,
         max_eval_samples: int | None = None,
         max_predict_samples: int | None = None,
-        num_workers: int = 0,
-        seed: int = 0,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
+        super().__init__(source, tokenizer, cache_dir, batch_size=batch_size, **kwargs)
         if max_length < 8:
             raise ConfigError(f"data.max_length={max_length} is too short; use at least 8")
-        self.source, self.tokenizer_spec, self.cache_dir = source, tokenizer, cache_dir
-        self.max_length, self.batch_size = max_length, batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.caps = {"train": max_train_samples, "eval": max_eval_samples, "predict": max_predict_samples}
-        self.num_workers, self.seed = num_workers, seed
-        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.max_length = max_length
+        self.caps = {
+            "train": max_train_samples,
+            "validation": max_eval_samples,
+            "test": max_eval_samples,
+            "predict": max_predict_samples,
+        }
+        self.stages: tuple[str, ...] = self.STAGES
         self.sets: dict[str, list[list[dict[str, Any]]]] = {}
         self.truncated: dict[str, int] = {}
 
@@ -61,27 +65,37 @@ class ClassificationDataModule(LightningDataModule):
         return self.max_length
 
     @property
+    def length_field(self) -> str:
+        return "data.max_length"
+
+    @property
     def spec(self) -> ClassificationSpec:
         return self.source.spec
 
     def check(self, need_train: bool = True) -> None:
         self.source.check(need_train=need_train)
 
+    def describe_data(self) -> dict[str, str]:
+        return {"all": self.source.describe()}
+
     def prepare_tokenizer(self) -> PreTrainedTokenizerBase:
-        if self.tokenizer is None:
-            tokenizer = self.tokenizer_spec.load(self.source, "train", self.cache_dir)
-            if tokenizer.pad_token_id is None:
-                if tokenizer.eos_token_id is None:
-                    raise ConfigError(
-                        f"tokenizer {tokenizer.name_or_path!r} has no pad or EOS token to pad batches with"
-                    )
-                log.warning(
-                    "Tokenizer %s has no pad token: padding with its EOS token on purpose",
-                    tokenizer.name_or_path,
-                )
-                tokenizer.pad_token = tokenizer.eos_token
-            self.tokenizer = tokenizer
+        if self.tokenizer is None:  # trained on the training set when no pretrained tokenizer is given
+            self.tokenizer = self.adapt_tokenizer(
+                self.tokenizer_spec.load(self.source, "train", self.cache_dir)
+            )
         return self.tokenizer
+
+    def adapt_tokenizer(self, tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+        if tokenizer.pad_token_id is None:
+            if tokenizer.eos_token_id is None:
+                raise ConfigError(
+                    f"tokenizer {tokenizer.name_or_path!r} has no pad or EOS token to pad batches with"
+                )
+            log.warning(
+                "Tokenizer %s has no pad token: padding with its EOS token on purpose", tokenizer.name_or_path
+            )
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
 
     def head_config(self) -> dict[str, Any]:
         """Fields of the model config for this task: number of labels, regression or not, label names."""
@@ -102,30 +116,37 @@ class ClassificationDataModule(LightningDataModule):
     def has_stage(self, stage: str) -> bool:
         """Whether there is data for a stage: GLUE has predictions (private test labels), no labeled test."""
         self.setup()
-        return bool(
-            self.sets.get({"validate": "eval", "validation": "eval", "fit": "train"}.get(stage, stage))
-        )
+        return bool(self.sets.get(stage_name(stage)))
+
+    def check_stage(self, stage: str, option: str = "split") -> None:
+        if not self.has_stage(stage):
+            raise ConfigError(f"{option}={stage!r}: {self.source.describe()} has no {stage} set")
+
+    def select(self, *stages: str, max_samples: int | None = None) -> None:
+        """Read only these stages; ``max_samples`` (if given) replaces every ``max_*_samples`` cap."""
+        self.stages = tuple(stage_name(s) for s in stages)
+        if max_samples is not None:
+            self.caps = dict.fromkeys(self.caps, max_samples)
 
     def prepare_data(self) -> None:
         self.prepare_tokenizer()
 
-    def setup(
-        self, stage: str | None = None, splits: tuple[str, ...] = ("train", "eval", "test", "predict")
-    ) -> None:
+    def setup(self, stage: str | None = None) -> None:
         tokenizer = self.prepare_tokenizer()
         readers = {
             "train": lambda: [("", self.source.train())],
-            "eval": self.source.eval_sets,
+            "validation": self.source.eval_sets,
             "test": self.source.test_sets,
             "predict": self.source.predict_sets,
         }
-        for kind in splits:
+        for kind in self.stages:
             if kind in self.sets:
                 continue
-            cap = self.caps["eval" if kind == "test" else kind]
+            cap = self.caps[kind]
             named = [(name, rows[:cap] if cap else rows) for name, rows in readers[kind]()]
             self.sets[kind] = [
-                self._encode(rows, tokenizer, f"{kind}{name and ' ' + name}") for name, rows in named
+                self._encode(rows, tokenizer, f"{_SET_NAMES[kind]}{name and ' ' + name}")
+                for name, rows in named
             ]
 
     def _encode(
@@ -157,7 +178,10 @@ class ClassificationDataModule(LightningDataModule):
             out.append(item)
         return out
 
-    # ------------------------------------------------------------------------------------------- loaders
+    @property
+    def collate_fn(self):
+        return self._collate
+
     def _collate(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = [dict(x) for x in batch]
         idx = torch.tensor([x.pop("idx") for x in batch])
@@ -169,26 +193,11 @@ class ClassificationDataModule(LightningDataModule):
             out["labels"] = torch.tensor(labels, dtype=dtype)
         return dict(out)
 
-    def _loader(self, data: list[dict[str, Any]]) -> DataLoader:
-        return DataLoader(
-            data, batch_size=self.eval_batch_size, collate_fn=self._collate, num_workers=self.num_workers
-        )
+    def train_dataset(self) -> list[dict[str, Any]]:
+        return self.sets["train"][0]
 
-    def train_dataloader(self):
-        # drop_last=False: every training example is used each epoch, as in the reference recipe
-        train = self.sets["train"][0]
-        return train_loader(
-            train, self.batch_size, self.seed, self.trainer, self._collate, self.num_workers, False
-        )
-
-    def val_dataloader(self):
-        return [self._loader(s) for s in self.sets["eval"]]
-
-    def test_dataloader(self):
-        return [self._loader(s) for s in self.sets["test"]]
-
-    def predict_dataloader(self):
-        return [self._loader(s) for s in self.sets["predict"]]
+    def eval_datasets(self, stage: str) -> list[list[dict[str, Any]]]:
+        return self.sets[stage]
 
 
 def _needs_separator(tokenizer: PreTrainedTokenizerBase) -> bool:

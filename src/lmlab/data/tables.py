@@ -30,18 +30,7 @@ def read_records(path: str | Path, encoding_errors: str = "strict") -> Iterator[
     """
     fmt = table_format(path)
     if fmt == "jsonl":
-        for lineno, line in enumerate(read_lines(path, encoding_errors), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(
-                    f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object"
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object")
-            yield lineno, record
+        yield from read_jsonl(path, encoding_errors)
     elif fmt in ("csv", "tsv"):
         reader = csv.DictReader(
             read_lines(path, encoding_errors), dialect="excel" if fmt == "csv" else "excel-tab"
@@ -54,6 +43,22 @@ def read_records(path: str | Path, encoding_errors: str = "strict") -> Iterator[
             yield reader.line_num, row
     else:
         raise DataError(f"{path}: unknown table format; use .jsonl, .csv or .tsv (optionally .gz)")
+
+
+def read_jsonl(path: str | Path, encoding_errors: str = "strict") -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, record)`` for each JSON object line of a JSONL file; blank lines are skipped."""
+    for lineno, line in enumerate(read_lines(path, encoding_errors), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(
+                f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object"
+            ) from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object")
+        yield lineno, record
 
 
 def get_field(record: dict[str, Any], name: str) -> Any:

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
+from lmlab.data.lm_datamodule import LMDataModule
 from lmlab.data.seq2seq_batches import ensure_pad_and_eos
-from lmlab.data.tokenizer import GivenTokenizer, document_separator_id
+from lmlab.data.tokenizer import document_separator_id
 from lmlab.decoding.decode import generate_texts
 from lmlab.decoding.records import GenerationRecord, score_records, write_predictions
 from lmlab.decoding.settings import GenerationSettings
@@ -72,33 +72,14 @@ def continuation_records(
 
 
 def evaluate_continuation(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
-    cfg, data_cfg, model, tokenizer, head, device = (
-        ctx.cfg,
-        ctx.data_cfg,
-        ctx.model,
-        ctx.tokenizer,
-        ctx.head,
-        ctx.device,
-    )
+    cfg, model, tokenizer, head, device = ctx.cfg, ctx.model, ctx.tokenizer, ctx.head, ctx.device
     if head != "causal_lm":
         raise ConfigError(f"evaluation=continuation needs a causal LM, but the model's head is {head}")
     stage, opts = cfg.split, cfg.continuation
-    splits = data_cfg.get("splits") or {}
-    if not splits.get(stage) or "block_size" not in data_cfg:
-        raise ConfigError(
-            f"evaluation=continuation reads language-model data (e.g. data=wikitext2) with data.splits.{stage} "
-            f"set; got data.splits={dict(splits)}"
-        )
+    datamodule = ctx.datamodule(stage, kind=LMDataModule)
     overrides = OmegaConf.to_container(cfg.get("generation") or {}, resolve=True)
     settings = continuation_settings(opts.new_tokens, overrides, "generation")
     span = opts.prompt_tokens + settings.max_new_tokens
-    data_cfg = data_cfg.copy()
-    with open_dict(data_cfg):
-        data_cfg.splits = {stage: splits[stage]}
-        data_cfg.block_size = span
-    datamodule = instantiate(data_cfg, tokenizer=GivenTokenizer(tokenizer))
-    datamodule.check(need_train=False)
-    datamodule.prepare_data()
     ensure_pad_and_eos(tokenizer)
     tokens = datamodule.tokens(stage)
     starts = continuation_starts(tokens, span, opts.samples, document_separator_id(tokenizer))

@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from hydra.utils import instantiate
-
-from lmlab.data.tokenizer import GivenTokenizer
-from lmlab.errors import ConfigError
+from lmlab.data.lm_datamodule import LMDataModule
 from lmlab.evaluation import EvalContext
 from lmlab.metrics.coverage import coverage_report, word_counts
 
@@ -16,13 +13,11 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_coverage(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
-    cfg, data_cfg, tokenizer = ctx.cfg, ctx.data_cfg, ctx.tokenizer
+    cfg, tokenizer = ctx.cfg, ctx.tokenizer
     stage = cfg.split
-    datamodule = instantiate(data_cfg, _partial_=True)(tokenizer=GivenTokenizer(tokenizer))
+    # the raw text of the split (and of the training split, if any, for out-of-vocabulary rates)
+    datamodule = ctx.datamodule(stage, "train", kind=LMDataModule)
     source, splits = datamodule.source, datamodule.splits
-    if not splits.get(stage):
-        raise ConfigError(f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(splits)})")
-    source.check([splits[stage]] + ([splits["train"]] if splits.get("train") else []))
     counts = word_counts(line for line, _ in source.iter_lines(splits[stage]))
     train_counts = (
         word_counts(line for line, _ in source.iter_lines(splits["train"])) if splits.get("train") else None

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 from typing import Any
 
-import torch
-from hydra.utils import instantiate
-from omegaconf import open_dict
+from torch.utils.data import DataLoader
 
-from lmlab.data.tokenizer import GivenTokenizer
+from lmlab.data.lm_datamodule import LMDataModule
 from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
-from lmlab.metrics.perplexity import sliding_window_perplexity
+from lmlab.metrics.perplexity import perplexity, sliding_window_perplexity
 from lmlab.models import max_positions
-from lmlab.tasks.masking import mask_tokens
+from lmlab.tasks import MaskedLMModule
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_language_model(ctx: EvalContext) -> tuple[dict[str, float], dict[str, Any]]:
-    cfg, data_cfg, model, tokenizer = ctx.cfg, ctx.data_cfg, ctx.model, ctx.tokenizer
+    cfg, model = ctx.cfg, ctx.model
     head, train_config, device = ctx.head, ctx.train_config, ctx.device
     stage = cfg.split
-    splits = data_cfg.get("splits") or {}
-    if not splits.get(stage):
-        raise ConfigError(f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(splits)})")
+    datamodule = ctx.datamodule(stage, kind=LMDataModule)
     limit = max_positions(model.config)
     context = cfg.context_length or (train_config.get("data") or {}).get("block_size") or limit
     if context is None:
@@ -36,18 +31,11 @@ def evaluate_language_model(ctx: EvalContext) -> tuple[dict[str, float], dict[st
         raise ConfigError(f"context_length={context} is larger than the model's maximum positions ({limit})")
     stride = cfg.stride or max(context // 2, 1)
 
-    data_cfg = data_cfg.copy()
-    with open_dict(data_cfg):
-        data_cfg.splits = {stage: splits[stage]}  # only the evaluated split is read
-        data_cfg.block_size = context
-    datamodule = instantiate(data_cfg, _partial_=True)(tokenizer=GivenTokenizer(tokenizer))
-    datamodule.check(need_train=False)
-    datamodule.prepare_data()
-    tokens = datamodule.tokens(stage)
     described = datamodule.source.describe(datamodule.splits[stage])
 
     start = time.perf_counter()
     if head == "causal_lm":
+        tokens = datamodule.tokens(stage)
         result = sliding_window_perplexity(model, tokens, context, stride, cfg.batch_size, device)
         n_words = count_words(datamodule.source.iter_lines(datamodule.splits[stage]))
         metrics = {
@@ -56,22 +44,12 @@ def evaluate_language_model(ctx: EvalContext) -> tuple[dict[str, float], dict[st
             f"{stage}/tokens": result["tokens"],
             # Per word (whitespace-separated, plus one end-of-line per line, the WikiText convention;
             # 245,569 for the WikiText-2 test split): comparable across tokenizers, unlike per token.
-            f"{stage}/word_ppl": math.exp(min(result["nll"] * result["tokens"] / max(n_words, 1), 80.0)),
+            f"{stage}/word_ppl": perplexity(result["nll"] * result["tokens"] / max(n_words, 1)),
             f"{stage}/words": float(n_words),
         }
         method = f"sliding window: context {context}, stride {stride}, {int(result['windows'])} windows"
     else:
-        metrics = masked_lm_loss(
-            model,
-            tokenizer,
-            tokens,
-            context,
-            cfg.batch_size,
-            device,
-            cfg.mlm_probability,
-            cfg.mask_seed,
-            stage,
-        )
+        metrics = masked_lm_metrics(ctx, datamodule, stage, context)
         method = f"masked LM: {cfg.mlm_probability:.0%} of tokens masked (seed {cfg.mask_seed}), blocks of {context}"
         stride = context
     seconds = time.perf_counter() - start
@@ -92,38 +70,18 @@ def count_words(lines) -> int:
     return sum(len(line.split()) + 1 for line, _ in lines)
 
 
-@torch.no_grad()
-def masked_lm_loss(
-    model,
-    tokenizer,
-    tokens,
-    block: int,
-    batch_size: int,
-    device: str,
-    probability: float,
-    seed: int,
-    stage: str,
-) -> dict[str, float]:
-    """Loss over randomly masked tokens of non-overlapping blocks, with a fixed seed (not comparable to CLM ppl)."""
-    model.eval().to(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    special = torch.tensor(tokenizer.all_special_ids)
-    n_blocks = len(tokens) // block
-    if n_blocks == 0:
-        raise ConfigError(f"the {stage} split has fewer than one block of {block} tokens")
-    nll_sum, n = 0.0, 0
-    for i in range(0, n_blocks, batch_size):
-        rows = range(i, min(i + batch_size, n_blocks))
-        ids = torch.stack(
-            [torch.as_tensor(tokens[r * block : (r + 1) * block].astype("int64")) for r in rows]
-        )
-        inputs, labels = mask_tokens(
-            ids.to(device), tokenizer.mask_token_id, len(tokenizer), special, probability, generator=generator
-        )
-        logits = model(input_ids=inputs).logits
-        nll_sum += torch.nn.functional.cross_entropy(
-            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, reduction="sum"
-        ).item()
-        n += int((labels != -100).sum())
-    loss = nll_sum / max(n, 1)
-    return {f"{stage}/ppl": math.exp(min(loss, 80.0)), f"{stage}/loss": loss, f"{stage}/tokens": float(n)}
+def masked_lm_metrics(ctx: EvalContext, datamodule: LMDataModule, stage: str, block: int) -> dict[str, float]:
+    """The masked-LM loss of the training objective itself (``MaskedLMModule``: masks seeded by ``mask_seed``
+    and the batch index) over non-overlapping blocks of the split; not comparable to a causal LM's ppl."""
+    cfg = ctx.cfg
+    blocks = datamodule.blocks(stage, block)
+    module = MaskedLMModule(
+        ctx.model, ctx.tokenizer, mlm_probability=cfg.mlm_probability, mask_seed=cfg.mask_seed
+    )
+    loader = DataLoader(blocks, batch_size=cfg.batch_size, shuffle=False)
+    (result,) = ctx.trainer().test(module, dataloaders=loader, verbose=False)
+    return {
+        f"{stage}/ppl": float(result["test/ppl"]),
+        f"{stage}/loss": float(result["test/loss"]),
+        f"{stage}/tokens": float(len(blocks) * block),
+    }

@@ -12,14 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 
-from lmlab.data.tokenizer import GivenTokenizer
+from lmlab.data.seq2seq_datamodule import Seq2SeqDataModule
 from lmlab.decoding.decode import generate_texts
 from lmlab.decoding.records import GenerationRecord, score_records, write_predictions
 from lmlab.decoding.settings import GenerationSettings, merge_settings
-from lmlab.errors import ConfigError
 from lmlab.evaluation import EvalContext
 from lmlab.metrics.generated_text import TextMetricOptions
 
@@ -37,8 +35,9 @@ def evaluate_generation(ctx: EvalContext) -> tuple[dict[str, float], dict[str, A
     settings = GenerationSettings.from_config(values, "generation")
     options = TextMetricOptions(**(task_cfg.get("metrics") or {}))
 
-    datamodule = _datamodule(cfg, data_cfg, tokenizer, head, stage)
-    loader = datamodule.eval_dataloader(stage)
+    datamodule = ctx.datamodule(stage, max_samples=cfg.get("max_samples"), kind=Seq2SeqDataModule)
+    datamodule.prepare_data()
+    loader = datamodule.eval_loader(stage, cfg.batch_size)
     model.eval().to(device)
     prompt = (
         ("prompt_ids", "prompt_attention_mask") if head == "causal_lm" else ("input_ids", "attention_mask")
@@ -72,25 +71,3 @@ def evaluate_generation(ctx: EvalContext) -> tuple[dict[str, float], dict[str, A
         ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),
     )  # fmt: skip
     return metrics, summary
-
-
-def _datamodule(cfg: DictConfig, data_cfg: DictConfig, tokenizer, head: str, stage: str):
-    splits = data_cfg.get("splits") or {}
-    if not splits.get(stage):
-        raise ConfigError(f"split={stage!r}: data.splits.{stage} is not set (data.splits = {dict(splits)})")
-    if "source" not in data_cfg or "max_target_length" not in data_cfg:
-        raise ConfigError(
-            "evaluation=generation needs source/target pair data (e.g. data=multi30k or data=seq2seq_files); "
-            f"the data config has {sorted(data_cfg)}"
-        )
-    data_cfg = data_cfg.copy()
-    with open_dict(data_cfg):
-        data_cfg.splits = {stage: splits[stage]}  # only the evaluated split is read
-        data_cfg.holdout_fraction = 0.0
-        data_cfg.eval_batch_size = cfg.batch_size
-        data_cfg.max_test_samples = data_cfg.max_eval_samples = cfg.get("max_samples")
-    datamodule = instantiate(data_cfg, tokenizer=GivenTokenizer(tokenizer))
-    datamodule.set_head(head)
-    datamodule.check()
-    datamodule.prepare_data()
-    return datamodule

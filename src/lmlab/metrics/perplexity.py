@@ -1,10 +1,15 @@
-"""Perplexity of a causal LM with a sliding window, as in the Hugging Face perplexity guide.
+"""Perplexity: the capped exponential of a mean token loss; a causal LM's on a long text by sliding window.
 
-Windows of ``context_length`` tokens start every ``stride`` tokens; each window scores only the tokens
-that the previous window did not (so every token is scored once, with up to ``context_length - stride``
-tokens of context before it). ``stride == context_length`` gives non-overlapping blocks. The average is
-exact: the summed token negative log-likelihood divided by the number of scored tokens (the guide's loop
-weights each window's mean loss by ``valid tokens - 1``, an approximation that differs slightly).
+``perplexity`` caps the loss at ``MAX_LOG_PERPLEXITY`` (80 nats) before the exponential, so a diverged
+loss gives a large finite number (about 5.5e34) instead of an overflow (``exp`` of more than 88.7 is inf in
+float32). Every perplexity the project logs or reports goes through it.
+
+``sliding_window_perplexity`` follows the Hugging Face perplexity guide. Windows of ``context_length``
+tokens start every ``stride`` tokens; each window scores only the tokens that the previous window did not
+(so every token is scored once, with up to ``context_length - stride`` tokens of context before it).
+``stride == context_length`` gives non-overlapping blocks. The average is exact: the summed token negative
+log-likelihood divided by the number of scored tokens (the guide's loop weights each window's mean loss by
+``valid tokens - 1``, an approximation that differs slightly).
 """
 
 from __future__ import annotations
@@ -18,6 +23,15 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel
 
 from lmlab.errors import ConfigError
+
+MAX_LOG_PERPLEXITY = 80.0
+
+
+def perplexity(loss: float | torch.Tensor) -> float | torch.Tensor:
+    """``exp(min(loss, MAX_LOG_PERPLEXITY))`` of a mean negative log-likelihood in nats, a float or a tensor."""
+    if isinstance(loss, torch.Tensor):
+        return torch.exp(loss.clamp(max=MAX_LOG_PERPLEXITY))
+    return math.exp(min(loss, MAX_LOG_PERPLEXITY))
 
 
 def sliding_windows(n_tokens: int, context_length: int, stride: int) -> list[tuple[int, int, int]]:
@@ -72,7 +86,7 @@ def sliding_window_perplexity(
             n_scored += int((targets != -100).sum())
     nll = nll_sum / n_scored
     return {
-        "ppl": math.exp(min(nll, 80.0)),
+        "ppl": perplexity(nll),
         "nll": nll,
         "tokens": float(n_scored),
         "windows": float(len(windows)),

@@ -3,16 +3,15 @@
 Import from here: the files inside may move.
 """
 
-from lmlab.models.factory import (
+from lmlab.models.factory import ModelFactory, max_positions
+from lmlab.models.heads import (
     HEADS,
-    ModelFactory,
     aux_lm_head,
     count_parameters,
-    load_pretrained_or_explain,
-    max_positions,
     set_decoder_token_ids,
     set_special_token_ids,
 )
+from lmlab.models.hub import load_pretrained_or_explain
 
 __all__ = [
     "HEADS",

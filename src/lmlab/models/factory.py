@@ -8,59 +8,19 @@ once the tokenizer is known (vocabulary size, special token ids).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForSeq2SeqLM,
-    AutoModelForSequenceClassification,
-    PretrainedConfig,
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.errors import CheckpointError, ConfigError
+from lmlab.errors import ConfigError
+from lmlab.models.heads import HEADS, set_decoder_token_ids, set_special_token_ids
+from lmlab.models.hub import load_pretrained_or_explain
 from lmlab.models.native_gpt2 import NativeGPT2LMHeadModel, check_native_config, uses_bias
 from lmlab.models.regularization import apply_dropout, freeze
-from lmlab.utils.network import hub_offline_reason
 
 log = logging.getLogger(__name__)
 
-# The model head each task needs. Later stages add theirs (sequence classification, seq2seq).
-HEADS: dict[str, Any] = {
-    "causal_lm": AutoModelForCausalLM,
-    "masked_lm": AutoModelForMaskedLM,
-    "sequence_classification": AutoModelForSequenceClassification,
-    "seq2seq_lm": AutoModelForSeq2SeqLM,
-}
-
 _MAX_POSITION_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "max_seq_len")
-
-
-def load_pretrained_or_explain(load: Callable[..., Any], name: str, field: str, **kwargs: Any) -> Any:
-    """Call a ``from_pretrained`` without hanging offline, turning failures into errors that say what to fix."""
-    path = Path(name).expanduser()
-    if path.exists():
-        try:
-            return load(str(path), **kwargs)
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{field}={name}: cannot load from this folder: {e}") from None
-    if name.startswith(("/", "./", "../", "~")):
-        raise CheckpointError(f"{field}={name}: no such file or folder")
-    reason = hub_offline_reason()
-    try:
-        # Offline, only the local Hugging Face cache is consulted: no retries, no 30 s hang.
-        return load(name, local_files_only=reason is not None, **kwargs)
-    except (OSError, ValueError) as e:
-        why = f"{reason}, and it is not in the local Hugging Face cache" if reason else str(e).splitlines()[0]
-        raise CheckpointError(
-            f"{field}={name}: cannot load {name!r} from the Hugging Face hub ({why}). "
-            f"Fix: set {field} to a local folder (e.g. an lmlab export dir) or go online."
-        ) from None
 
 
 def max_positions(config: PretrainedConfig) -> int | None:
@@ -235,32 +195,12 @@ class ModelFactory:
             )
         if self.implementation == "native":
             model = NativeGPT2LMHeadModel.from_hf(model)  # the same parameter tensors, a lean forward
-        if (
-            self.gradient_checkpointing
-        ):  # recompute activations in the backward pass: less memory, ~30% slower
+        if self.gradient_checkpointing:
+            # recompute activations in the backward pass: less memory, ~30% slower
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         # from_pretrained returns the model in eval mode, and Lightning keeps submodule modes as they are:
         # without this, a fine-tuned pretrained model would silently train without dropout.
         return model.train()
-
-
-def aux_lm_head(
-    factory: ModelFactory, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
-) -> PreTrainedModel:
-    """An LM head (masked LM if the tokenizer has a mask token, else causal LM) sharing ``model``'s body, with
-    the pretrained head weights where the checkpoint has them: for mixing a pretraining loss into fine-tuning."""
-    head = "masked_lm" if tokenizer.mask_token_id is not None else "causal_lm"
-    config = model.config
-    if type(config) not in HEADS[head]._model_mapping:
-        raise ConfigError(f"task.aux_lm_weight: model_type={config.model_type} has no {head} head")
-    if factory.pretrained:
-        lm = load_pretrained_or_explain(HEADS[head].from_pretrained, factory.pretrained, "model.pretrained")
-    else:
-        lm = HEADS[head].from_config(config)
-    prefix = model.base_model_prefix
-    setattr(lm, lm.base_model_prefix, getattr(model, prefix))  # one body, two heads
-    lm.tie_weights()
-    return lm.train()
 
 
 def _report_new_weights(name: str, info: dict[str, Any]) -> None:
@@ -277,35 +217,3 @@ def _report_new_weights(name: str, info: dict[str, Any]) -> None:
         log.info(
             "%s: newly initialized weights (not in the checkpoint): %s", name, ", ".join(sorted(missing)[:8])
         )
-
-
-def set_special_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Point the model and generation configs at the tokenizer's special tokens (padding and generation use them)."""
-    configs = [model.config, getattr(model, "generation_config", None)]
-    for field in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        token_id = getattr(tokenizer, field, None)
-        if token_id is not None:
-            for cfg in configs:
-                if cfg is not None:
-                    setattr(cfg, field, token_id)
-
-
-def set_decoder_token_ids(config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> None:
-    """An encoder-decoder built from scratch uses the tokenizer's special tokens from the start (its padding
-    embedding, the decoder start = BOS, else PAD, forced EOS), not ids of the preset's original vocabulary,
-    which are arbitrary tokens of ours or out of range (Marian's 58100)."""
-    for field in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        if getattr(tokenizer, field, None) is not None:
-            setattr(config, field, getattr(tokenizer, field))
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.pad_token_id
-    if start is not None:
-        config.decoder_start_token_id = start
-    if getattr(config, "forced_eos_token_id", None) is not None:
-        config.forced_eos_token_id = tokenizer.eos_token_id
-
-
-def count_parameters(model: PreTrainedModel) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    embedding = model.get_input_embeddings().weight.numel()
-    return {"params/total": total, "params/trainable": trainable, "params/non_embedding": total - embedding}

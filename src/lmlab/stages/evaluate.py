@@ -21,7 +21,7 @@ from lmlab.evaluation.continuation import evaluate_continuation
 from lmlab.evaluation.coverage import evaluate_coverage
 from lmlab.evaluation.lm import evaluate_language_model
 from lmlab.evaluation.seq2seq import evaluate_generation
-from lmlab.stages.train import build_loggers
+from lmlab.tracking.loggers import build_loggers
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,7 @@ def evaluation_kind(cfg: DictConfig, head: str, train_config: dict[str, Any]) ->
     if cfg.get("evaluation"):
         kind = cfg.evaluation
     elif (train_config.get("task") or {}).get("_target_"):
-        kind = getattr(get_class(train_config["task"]["_target_"]), "EVALUATION", None) or KIND_BY_HEAD.get(
-            head
-        )
+        kind = get_class(train_config["task"]["_target_"]).EVALUATION or KIND_BY_HEAD.get(head)
     else:
         kind = KIND_BY_HEAD.get(head)
     if kind not in EVALUATORS:
@@ -78,7 +76,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     metrics, summary = EVALUATORS[kind](
-        EvalContext(cfg, data_cfg, model, tokenizer, head, train_config, device)
+        EvalContext(cfg, data_cfg, model, tokenizer, head, train_config, device, kind)
     )
 
     atomic_write_json(

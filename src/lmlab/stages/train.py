@@ -1,9 +1,14 @@
-"""The training stage: config -> data -> model -> Lightning Trainer -> checkpoints, export, metrics."""
+"""The training stage: config -> data -> model -> Lightning Trainer -> checkpoints, export, metrics.
+
+It reads as the stages of a run, each a function below: check the config and find the checkpoint to resume;
+build the data and the model (cheap checks first, then tokenizer and data preparation); build the Trainer;
+fit, test, predict and export. What a DataModule and a task module offer is written down in
+``lmlab.data.base.BaseDataModule`` and ``lmlab.tasks.base.TaskModule``.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +17,6 @@ import torch
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.callbacks.history import ValidationHistory
@@ -29,6 +33,7 @@ from lmlab.checkpoints import (
 from lmlab.config.checks import check_types, check_writable
 from lmlab.config.secrets import scrub, scrub_files
 from lmlab.config.tree import print_config_tree, resolve
+from lmlab.data.base import BaseDataModule
 from lmlab.errors import ConfigError
 from lmlab.models import aux_lm_head, count_parameters
 from lmlab.reliability.signals import SaveOnSigterm
@@ -36,6 +41,8 @@ from lmlab.scale.batching import accumulation_steps
 from lmlab.scale.hydra_ddp import LaunchEnvironment
 from lmlab.scale.hydra_ddp import install as install_hydra_ddp
 from lmlab.scale.precision import enable_tf32
+from lmlab.tasks.base import TaskModule
+from lmlab.tracking.loggers import build_loggers, wandb_run_id
 from lmlab.utils.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,28 @@ EXIT_PREEMPTED = 143  # 128 + SIGTERM, what schedulers expect from a job stopped
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume with ``ckpt_path``), test, export; return the metrics dict (sweeps optimize from it)."""
+    config, output_dir = _start_run(cfg)
+    ckpt_path, resume_meta = _resume_checkpoint(cfg, output_dir)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, module = _build_data_and_module(cfg)
+    trainer, sigterm = _build_trainer(cfg, config, module, datamodule, ckpt_path, resume_meta, output_dir)
+    summary = _describe_run(trainer, module, datamodule, config, output_dir)
+    # The launcher's environment is restored afterwards, for the next job of a multirun in this process.
+    with LaunchEnvironment():
+        try:
+            return _fit_test_export(cfg, trainer, module, datamodule, config, output_dir, summary, ckpt_path)
+        except SIGTERMException:
+            summary.update(status="preempted", checkpoint=str(sigterm.saved))
+            _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
+            raise SystemExit(EXIT_PREEMPTED) from None
+        except BaseException as e:
+            summary.update(status="failed", error=f"{type(e).__name__}: {e}")
+            _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
+            raise
+
+
+def _start_run(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
+    """Show and type-check the config, check the folders, save the resolved config (secrets masked)."""
     print_config_tree(cfg)
     check_types(cfg)
     install_hydra_ddp()  # DDP workers of a Hydra job (run or multirun) get this job's overrides and folder
@@ -54,8 +83,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_writable(cfg.paths.cache_dir, "paths.cache_dir")
     scrub_files(output_dir / ".hydra")
     atomic_write_text(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
+    return config, output_dir
 
-    # Cheap checks first: a wrong path or an incompatible model must fail before any data preparation.
+
+def _resume_checkpoint(cfg: DictConfig, output_dir: Path) -> tuple[str | None, dict[str, Any]]:
+    """The checkpoint to continue from (``ckpt_path``, or the newest good one with ``resume=auto``) and its
+    lmlab metadata; read now, so a wrong path fails before any data preparation."""
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("resume") == "auto" and not ckpt_path:
         ckpt_path = find_resume_checkpoint(output_dir)
@@ -67,32 +100,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<file.ckpt> for a given checkpoint"
         )
-    resume_meta: dict[str, Any] = {}
-    if ckpt_path:
-        resume_meta = checkpoint_metadata(read_checkpoint(ckpt_path), ckpt_path)
-    L.seed_everything(cfg.seed, workers=True)
-    module_cls = get_class(cfg.task._target_)
-    datamodule = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))
+    if not ckpt_path:
+        return None, {}
+    return str(ckpt_path), checkpoint_metadata(read_checkpoint(ckpt_path), ckpt_path)
+
+
+def _build_data_and_module(cfg: DictConfig) -> tuple[BaseDataModule, TaskModule]:
+    """Cheap checks first (data paths, model against data, task settings), then the tokenizer (trained once
+    and cached), the data preparation (once per machine), the model and the task module."""
+    module_cls: type[TaskModule] = get_class(cfg.task._target_)
+    datamodule: BaseDataModule = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))
     factory = instantiate(cfg.model)
-    # The data layout may depend on the model head (generation: encoder-decoder or decoder-only sequences).
-    if hasattr(datamodule, "set_head"):
-        datamodule.set_head(module_cls.HEAD)
+    datamodule.set_head(module_cls.HEAD)  # the data layout may depend on the head (generation)
     datamodule.check()
     factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
-    if hasattr(module_cls, "check_config"):  # task settings (e.g. generation) fail here, not after data prep
-        module_cls.check_config(cfg.task)
+    module_cls.check_config(cfg.task)
 
-    # Tokenizer (trained once and cached), token caches (once per machine), then the model.
     tokenizer = datamodule.prepare_tokenizer()
     module_cls.check_tokenizer(tokenizer)
     datamodule.prepare_data()
-    # Task-specific fields of the model config (e.g. num_labels), known once the data is read.
-    head_config = datamodule.head_config() if hasattr(datamodule, "head_config") else None
-    model = factory.build(module_cls.HEAD, tokenizer, head_config)
-    # What the module must know about the data (e.g. labels and metrics of a GLUE task).
-    extra = datamodule.module_kwargs() if hasattr(datamodule, "module_kwargs") else {}
+    model = factory.build(module_cls.HEAD, tokenizer, datamodule.head_config())
+    extra = datamodule.module_kwargs()
     if cfg.task.get("aux_lm_weight"):
-        extra["aux_lm"] = aux_lm_head(factory, model, tokenizer)
+        extra["aux_lm"] = aux_lm_head(factory.pretrained, model, tokenizer)
     # Runtime objects are passed to a partial, not through Hydra (which would turn them into configs).
     module = instantiate(cfg.task, _partial_=True)(
         model=model,
@@ -107,55 +137,50 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(
             f"monitor.metric={monitor!r} is not logged by {module_cls.__name__}; it logs: {', '.join(known)}"
         )
+    log.info("Model: %s", factory.describe())
+    return datamodule, module
 
-    metadata = RunMetadata(config, module_cls.HEAD, tokenizer)
+
+def _build_trainer(cfg, config, module, datamodule, ckpt_path, resume_meta, output_dir):
+    """The Trainer with the configured callbacks and loggers, plus lmlab's own (checkpoint metadata, SIGTERM
+    saves, validation history), and the gradient accumulation derived from the global batch."""
+    metadata = RunMetadata(config, module.HEAD, module.tokenizer)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
     loggers = build_loggers(cfg, ckpt_path, resume_meta.get("wandb_run_id"))
     sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
     trainer = instantiate(
         cfg.trainer, callbacks=[*callbacks, metadata, sigterm, ValidationHistory()], logger=loggers or False
     )
-    metadata.wandb_run_id = _wandb_run_id(loggers)
-    fixed_length = datamodule.sequence_length if datamodule.length_field == "data.block_size" else None
+    metadata.wandb_run_id = wandb_run_id(loggers)
     trainer.accumulate_grad_batches = accumulation_steps(
         datamodule.batch_size, trainer.world_size, cfg.get("global_batch_size"), cfg.get("global_batch_tokens"),
-        fixed_length, trainer.accumulate_grad_batches,
+        datamodule.sequence_length if datamodule.fixed_length else None, trainer.accumulate_grad_batches,
     )  # fmt: skip
+    return trainer, sigterm
 
-    counts = count_parameters(model)
+
+def _describe_run(trainer, module, datamodule, config, output_dir) -> dict[str, Any]:
+    """Log the model size and the tokens per optimizer step; the start of the run's summary."""
+    counts = count_parameters(module.model)
     length = datamodule.sequence_length
     tokens_per_step = datamodule.batch_size * length * trainer.accumulate_grad_batches * trainer.world_size
     log.info(
-        "Model: %s, %.2fM parameters (%.2fM without embeddings). Tokens per optimizer step: %s%d "
+        "%.2fM parameters (%.2fM without embeddings). Tokens per optimizer step: %s%d "
         "(batch %d x length %d x accumulation %d x %d device(s)).",
-        factory.describe(), counts["params/total"] / 1e6, counts["params/non_embedding"] / 1e6,
-        "at most " if datamodule.length_field != "data.block_size" else "", tokens_per_step,
+        counts["params/total"] / 1e6, counts["params/non_embedding"] / 1e6,
+        "" if datamodule.fixed_length else "at most ", tokens_per_step,
         datamodule.batch_size, length, trainer.accumulate_grad_batches, trainer.world_size,
     )  # fmt: skip
-    for lg in loggers:
+    for lg in trainer.loggers:
         lg.log_hyperparams({**config, **counts, "tokens_per_step": tokens_per_step})
-
-    summary: dict[str, Any] = {"output_dir": str(output_dir), **counts, "tokens_per_step": tokens_per_step}
-    # The launcher's environment is restored afterwards, for the next job of a multirun in this process.
-    with LaunchEnvironment():
-        try:
-            return _fit_test_export(
-                cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path
-            )
-        except SIGTERMException:
-            summary.update(status="preempted", checkpoint=str(sigterm.saved))
-            _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
-            raise SystemExit(EXIT_PREEMPTED) from None
-        except BaseException as e:
-            summary.update(status="failed", error=f"{type(e).__name__}: {e}")
-            _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
-            raise
+    data = datamodule.describe_data()
+    for stage, where in data.items():
+        log.info("Data (%s): %s", stage, where)
+    return {"output_dir": str(output_dir), "data": data, **counts, "tokens_per_step": tokens_per_step}
 
 
-def _fit_test_export(
-    cfg, trainer, module, datamodule, tokenizer, config, output_dir, summary, ckpt_path
-) -> dict:
-    module_cls = type(module)
+def _fit_test_export(cfg, trainer, module, datamodule, config, output_dir, summary, ckpt_path) -> dict:
+    """Fit; load the best weights; test and predict where the data has those stages; export; metrics.json."""
     history = next(cb for cb in trainer.callbacks if isinstance(cb, ValidationHistory))
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _float_metrics(trainer.callback_metrics)
@@ -181,57 +206,25 @@ def _fit_test_export(
             load_best_weights(trainer, module, checkpoint_cb.best_model_path, datamodule)
             log.info("Loaded the best weights (%s) for testing and export", checkpoint_cb.best_model_path)
 
-    if cfg.get("run_test") and _has_stage(datamodule, "test"):
+    if cfg.get("run_test") and datamodule.has_stage("test"):
         trainer.test(module, datamodule=datamodule)
         metrics.update(_float_metrics(trainer.callback_metrics))
     # Predictions on unlabeled data (e.g. GLUE test sets): the module writes them in on_predict_epoch_end.
-    if cfg.get("run_predict", True) and _has_stage(datamodule, "predict"):
+    if cfg.get("run_predict", True) and datamodule.has_stage("predict"):
         trainer.predict(module, datamodule=datamodule, return_predictions=False)
 
     if cfg.export.get("enabled", True):
         state = full_model_state_dict(trainer, module)  # every rank takes part (FSDP, ZeRO-3 gather)
         if trainer.is_global_zero:
             export_dir = output_dir / "export"
-            export_hf(module.model, tokenizer, export_dir, module_cls.HEAD, config, metrics, state_dict=state)
+            export_hf(
+                module.model, module.tokenizer, export_dir, module.HEAD, config, metrics,
+                state_dict=state, data=summary["data"],
+            )  # fmt: skip
             summary["export_dir"] = str(export_dir)
     summary["status"] = "completed"
     _write_metrics(trainer, output_dir, metrics, summary)
     return metrics
-
-
-def _has_stage(datamodule, stage: str) -> bool:
-    """Whether the datamodule serves this stage (it may say so with ``has_stage``; else: has a loader)."""
-    if hasattr(datamodule, "has_stage"):
-        return datamodule.has_stage(stage)
-    return is_overridden(f"{stage}_dataloader", datamodule)
-
-
-def build_loggers(cfg: DictConfig, resumed_from: str | None = None, wandb_run_id: str | None = None) -> list:
-    """The configured loggers. A resumed run continues its W&B run (same id, no step logged twice) and writes
-    file logs (CSV, TensorBoard) next to, not over, those of the first segment."""
-    history = [str(Path(resumed_from).resolve().parents[1])] if resumed_from else []
-    loggers = []
-    for name, lg_cfg in (cfg.get("logger") or {}).items():
-        if not lg_cfg or "_target_" not in lg_cfg:
-            continue
-        extra: dict[str, Any] = {}
-        if name == "wandb" and wandb_run_id:
-            extra = {"id": wandb_run_id, "history_dirs": history}
-        elif resumed_from and lg_cfg.get("version") == "":
-            extra = {"version": f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"}
-        loggers.append(instantiate(lg_cfg, **extra))
-    return loggers
-
-
-def _wandb_run_id(loggers: list) -> str | None:
-    """The W&B run id (starting the run now, on rank zero), so that checkpoints can carry it."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):
-            run_id = getattr(lg.experiment, "id", None)
-            return str(run_id) if isinstance(run_id, str) else None
-    return None
 
 
 def _float_metrics(metrics: dict[str, Any]) -> dict[str, float]:

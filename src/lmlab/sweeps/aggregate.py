@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,16 +41,22 @@ class ConfigStats:
         return f"{self.mean:.{digits}f}{spread} (n={self.n})"
 
 
+def is_completed(record: TrialRecord) -> bool:
+    return record.status == "completed" and record.value is not None
+
+
 def completed(records: list[TrialRecord]) -> list[TrialRecord]:
-    return [r for r in records if r.status == "completed" and r.value is not None]
+    return [r for r in records if is_completed(r)]
+
+
+def pick_better(direction: str) -> Callable[..., Any]:
+    """``min`` for a minimized metric, else ``max``: picks the better of values (or of items, with a key)."""
+    return min if direction == "minimize" else max
 
 
 def best_trial(records: list[TrialRecord], direction: str) -> TrialRecord | None:
     done = completed(records)
-    if not done:
-        return None
-    pick = min if direction == "minimize" else max
-    return pick(done, key=lambda r: r.value)  # type: ignore[arg-type, return-value]
+    return pick_better(direction)(done, key=lambda r: r.value) if done else None
 
 
 def group_over_seeds(records: list[TrialRecord], seed_key: str = SEED_KEY) -> list[ConfigStats]:
@@ -61,8 +68,8 @@ def group_over_seeds(records: list[TrialRecord], seed_key: str = SEED_KEY) -> li
         params = {k: v for k, v in record.params.items() if k != seed_key}
         key = tuple(sorted((k, repr(v)) for k, v in params.items()))
         stats = groups.setdefault(key, ConfigStats(params))
-        if record.status == "completed" and record.value is not None:
-            stats.values.append(record.value)
+        if is_completed(record):
+            stats.values.append(record.value)  # type: ignore[arg-type]
             stats.seeds.append(record.params.get(seed_key))
         elif record.status == "failed":
             stats.failed += 1
@@ -71,7 +78,4 @@ def group_over_seeds(records: list[TrialRecord], seed_key: str = SEED_KEY) -> li
 
 def best_config(groups: list[ConfigStats], direction: str) -> ConfigStats | None:
     scored = [g for g in groups if g.mean is not None]
-    if not scored:
-        return None
-    pick = min if direction == "minimize" else max
-    return pick(scored, key=lambda g: g.mean)  # type: ignore[arg-type, return-value]
+    return pick_better(direction)(scored, key=lambda g: g.mean) if scored else None

@@ -28,11 +28,10 @@ from lmlab.errors import LmlabError
 from lmlab.sweeps.checks import check_before_start, user_errors_exit
 from lmlab.sweeps.outcome import judge
 from lmlab.sweeps.records import JOB_INFO
+from lmlab.sweeps.settings import SWEEPER_TARGET
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger("lmlab.sweeps")
-
-OPTUNA_SWEEPER = "hydra_plugins.lmlab_optuna_sweeper.sweeper.LmlabOptunaSweeper"
 
 
 def _is_multirun(config: DictConfig) -> bool:
@@ -40,7 +39,7 @@ def _is_multirun(config: DictConfig) -> bool:
 
 
 def sweeper_writes_summary(config: DictConfig) -> bool:
-    return OmegaConf.select(config, "hydra.sweeper._target_", default="") == OPTUNA_SWEEPER
+    return OmegaConf.select(config, "hydra.sweeper._target_", default="") == SWEEPER_TARGET
 
 
 class SweepCallback(Callback):
@@ -103,25 +102,22 @@ class SweepCallback(Callback):
         from lmlab.sweeps.metric import infer_direction
         from lmlab.sweeps.naming import sweep_name
         from lmlab.sweeps.records import records_from_job_dirs
-        from lmlab.sweeps.summary import log_summary, write_summary
+        from lmlab.sweeps.summary import write_summary, write_summary_safely
 
         sweep_dir = Path(config.hydra.sweep.dir)
         metric = config.get("optimized_metric")
-        try:
-            summary = write_summary(
+        return write_summary_safely(
+            lambda: write_summary(
                 records_from_job_dirs(sweep_dir, metric),
                 sweep_dir,
                 name=sweep_name(config.get("experiment_name", "sweep"), sweep_dir),
                 metric=metric,
                 direction=infer_direction(config),
                 plots=plots,
-            )
-        except Exception:  # noqa: BLE001 - a summary problem must not turn finished jobs into a failure
-            log.exception("The sweep summary could not be written to %s", sweep_dir)
-            return None
-        if plots:
-            log_summary(summary)
-        return summary
+            ),
+            sweep_dir,
+            final=plots,  # the tables after each job, the plots and the log at the end
+        )
 
 
 def _log_failure(error: Any, job_num: int) -> str | None:

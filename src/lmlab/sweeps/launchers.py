@@ -6,9 +6,10 @@ so that selecting one composes and reaches :func:`check_launcher`.
 
 from __future__ import annotations
 
+import importlib.util
+
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.lmlab_optuna_sweeper.launcher_stand_ins import importable
 from lmlab.errors import ConfigError
 
 # plugin module prefix -> (extra of this project, distribution, modules the plugin imports when launching)
@@ -16,6 +17,13 @@ LAUNCHER_EXTRAS = {
     "hydra_plugins.hydra_joblib_launcher": ("parallel", "hydra-joblib-launcher", ("joblib",)),
     "hydra_plugins.hydra_submitit_launcher": ("slurm", "hydra-submitit-launcher", ("submitit",)),
 }
+
+
+def importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package is missing
+        return False
 
 
 def check_launcher(config: DictConfig) -> None:

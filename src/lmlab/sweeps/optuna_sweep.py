@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,40 +26,27 @@ from lmlab.sweeps.metric import check_optimized_metric, normalize_direction
 from lmlab.sweeps.naming import sweep_name
 from lmlab.sweeps.outcome import describe_error, job_dir_of, judge, read_json
 from lmlab.sweeps.records import JOB_INFO
+from lmlab.sweeps.results import SweepSummary
 from lmlab.sweeps.search_space import SearchSpace, check_keys_exist, check_probes_compose, parse_search_space
+from lmlab.sweeps.settings import LmlabOptunaSweeperConf
 from lmlab.sweeps.study import INTERRUPTED, n_finished, open_study, records_from_study
-from lmlab.sweeps.summary import SweepSummary, log_summary, write_summary
+from lmlab.sweeps.summary import write_summary, write_summary_safely
 
 log = logging.getLogger("lmlab.sweeps")
 
 
-@dataclass
-class SweepSettings:
-    """``hydra.sweeper`` of the lmlab_optuna sweeper (see hydra_plugins/lmlab_optuna_sweeper/config.py)."""
-
-    direction: str = "minimize"
-    n_trials: int = 20
-    n_jobs: int = 1
-    storage: str | None = None
-    study_name: str | None = None
-    max_failures: int | None = None
-    enqueue_trials: list[dict[str, Any]] = field(default_factory=list)
-    params: dict[str, Any] | None = None
-
-
 class OptunaSweep:
-    """One run of the sweeper. ``compose(overrides)`` composes a trial's config (checks before launching)."""
+    """One run of the sweeper. ``settings.sampler`` is an Optuna sampler; ``compose(overrides)`` composes a
+    trial's config (checks before launching)."""
 
     def __init__(
         self,
-        settings: SweepSettings,
-        sampler: optuna.samplers.BaseSampler,
+        settings: LmlabOptunaSweeperConf,
         config: DictConfig,
         launcher: Any,
         compose: Callable[[list[str]], Any],
     ) -> None:
         self.settings = settings
-        self.sampler = sampler
         self.config = config
         self.launcher = launcher
         self.compose = compose
@@ -90,14 +76,24 @@ class OptunaSweep:
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(cfg, sweep_dir / "multirun.yaml")
-        name = s.study_name or sweep_name(cfg.get("experiment_name", "sweep"), sweep_dir)
-        study = open_study(s.storage, name, direction, self.sampler)
+        name = sweep_name(cfg.get("experiment_name", "sweep"), sweep_dir, s.study_name)
+        study = open_study(s.storage, name, direction, s.sampler)
         self._prepare(study, space)
         log_params = {p.name for p in space.params.values() if p.log_scale}
         try:
             self._loop(study, space, metric, n_jobs)
         finally:  # also when the sweep stops early: the summary of what ran
-            summary = _summarize(study, sweep_dir, name, metric, direction, log_params)
+            summary = write_summary_safely(
+                lambda: write_summary(
+                    records_from_study(study),
+                    sweep_dir,
+                    name=name,
+                    metric=metric,
+                    direction=direction,
+                    log_params=log_params,
+                ),
+                sweep_dir,
+            )
         if summary is not None:
             from lmlab.sweeps.wandb_summary import log_summary_to_wandb
 
@@ -198,25 +194,6 @@ class OptunaSweep:
             returns.extend(self.launcher.launch([o for _, o in group], initial_job_idx=group[0][0].number))
             start = end
         return returns
-
-
-def _summarize(
-    study: optuna.Study, sweep_dir: Path, name: str, metric: str, direction: str, log_params: set[str]
-) -> SweepSummary | None:
-    try:
-        summary = write_summary(
-            records_from_study(study),
-            sweep_dir,
-            name=name,
-            metric=metric,
-            direction=direction,
-            log_params=log_params,
-        )
-    except Exception:  # noqa: BLE001 - never hide the sweep's own outcome (the study holds every result)
-        log.exception("The sweep summary could not be written to %s", sweep_dir)
-        return None
-    log_summary(summary)
-    return summary
 
 
 def _n_jobs(value: Any) -> int:

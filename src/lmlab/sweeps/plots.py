@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
-from lmlab.sweeps.aggregate import completed
-
-if TYPE_CHECKING:
-    from lmlab.sweeps.summary import SweepSummary
+from lmlab.sweeps.aggregate import completed, pick_better
+from lmlab.sweeps.results import SweepSummary
 
 _SAFE = re.compile(r"[^\w.-]+")  # parameter names as file names
 _FEW = 6  # at most this many distinct values: plotted as labelled columns
@@ -38,7 +36,7 @@ def _history(summary: SweepSummary, path: Path) -> Path:
     done = sorted(completed(summary.records), key=lambda r: r.number)
     if done:
         ax.scatter([r.number for r in done], [r.value for r in done], s=22, label="trial", zorder=3)
-        pick = min if summary.direction == "minimize" else max
+        pick = pick_better(summary.direction)
         best, running = [], None
         for r in done:
             running = r.value if running is None else pick(running, r.value)

@@ -10,53 +10,20 @@ import csv
 import io
 import logging
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lmlab.sweeps.aggregate import ConfigStats, best_config, best_trial, group_over_seeds
+from lmlab.sweeps.aggregate import ConfigStats, best_config
 from lmlab.sweeps.records import TrialRecord
+from lmlab.sweeps.results import SweepSummary
 from lmlab.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class SweepSummary:
-    name: str
-    sweep_dir: Path
-    metric: str | None
-    direction: str
-    records: list[TrialRecord]
-    log_params: set[str] = field(default_factory=set)
-    plots: list[Path] = field(default_factory=list)
-
-    @property
-    def metric_label(self) -> str:
-        return self.metric or "value"
-
-    @property
-    def param_names(self) -> list[str]:
-        names: dict[str, None] = {}
-        for record in self.records:
-            names.update(dict.fromkeys(record.params))
-        return list(names)
-
-    @property
-    def best(self) -> TrialRecord | None:
-        return best_trial(self.records, self.direction)
-
-    @property
-    def groups(self) -> list[ConfigStats]:
-        """Configurations over seeds, when at least one of them ran with two seeds or more."""
-        groups = group_over_seeds(self.records)
-        return groups if any(g.n >= 2 for g in groups) else []
-
-    def counts(self) -> Counter:
-        return Counter(r.status for r in self.records)
+# A summary that cannot be written is reported by the sweep itself, as the sweep's other messages are.
+_sweep_log = logging.getLogger("lmlab.sweeps")
 
 
 def write_summary(
@@ -81,10 +48,26 @@ def write_summary(
     return summary
 
 
+def write_summary_safely(
+    write: Callable[[], SweepSummary], sweep_dir: Path, *, final: bool = True
+) -> SweepSummary | None:
+    """Run ``write`` (read the records, then ``write_summary``) for any sweeper, and log the ``final``
+    summary. Never raises: the error is logged and None returned."""
+    try:
+        summary = write()
+    # A summary problem must neither turn finished jobs into a failure nor hide the sweep's own outcome:
+    # the job folders (or the Optuna study) hold every result.
+    except Exception:  # noqa: BLE001
+        _sweep_log.exception("The sweep summary could not be written to %s", sweep_dir)
+        return None
+    if final:
+        log_summary(summary)
+    return summary
+
+
 def log_summary(summary: SweepSummary) -> None:
-    status = ", ".join(f"{n} {s}" for s, n in sorted(summary.counts().items()))
-    log.info("Sweep %s: %d trials (%s). Summary: %s", summary.name, len(summary.records), status,
-             summary.sweep_dir / "summary.md")  # fmt: skip
+    log.info("Sweep %s: %d trials (%s). Summary: %s", summary.name, len(summary.records),
+             _status_text(summary.counts()), summary.sweep_dir / "summary.md")  # fmt: skip
     best = summary.best
     if best is not None:
         log.info(
@@ -104,9 +87,8 @@ def to_csv(summary: SweepSummary) -> str:
     )
     for r in summary.records:
         params = [r.params.get(p, "") for p in summary.param_names]
-        duration = "" if r.duration_s is None else f"{r.duration_s:.1f}"
         writer.writerow(
-            [r.number, r.status, _blank(r.value), duration, *params, r.error or "", r.job_dir or ""]
+            [r.number, r.status, _blank(r.value), _duration(r), *params, r.error or "", r.job_dir or ""]
         )
     return out.getvalue()
 
@@ -114,8 +96,7 @@ def to_csv(summary: SweepSummary) -> str:
 def to_markdown(summary: SweepSummary) -> str:
     counts, best, label = summary.counts(), summary.best, summary.metric_label
     lines = [f"# Sweep {summary.name}", ""]
-    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    lines.append(f"`{label}` ({summary.direction}): {len(summary.records)} trials ({status}).")
+    lines.append(f"`{label}` ({summary.direction}): {len(summary.records)} trials ({_status_text(counts)}).")
     if best is not None:
         lines += ["", f"**Best: {best.value:.4f}** (trial {best.number}): {_params_text(best.params)}"]
     failures = Counter(
@@ -157,10 +138,9 @@ def _trials_table(summary: SweepSummary) -> list[str]:
     header = ["#", "status", summary.metric_label, "duration (s)", *names, "error"]
     rows = []
     for r in summary.records:
-        duration = "" if r.duration_s is None else f"{r.duration_s:.1f}"
         value = "" if r.value is None else f"{r.value:.4f}"
         params = [_fmt(r.params[p]) if p in r.params else "" for p in names]
-        rows.append([str(r.number), r.status, value, duration, *params, _cell(r.error or "", 80)])
+        rows.append([str(r.number), r.status, value, _duration(r), *params, _cell(r.error or "", 80)])
     return _table(header, rows)
 
 
@@ -185,6 +165,14 @@ def _groups_table(groups: list[ConfigStats], label: str, direction: str) -> list
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _status_text(counts: Counter) -> str:
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+def _duration(record: TrialRecord) -> str:
+    return "" if record.duration_s is None else f"{record.duration_s:.1f}"
 
 
 def _params_text(params: dict[str, Any]) -> str:

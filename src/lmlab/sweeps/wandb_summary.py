@@ -10,8 +10,8 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
-from lmlab.sweeps.summary import SweepSummary
-from lmlab.utils.tracking import resolve_wandb_mode
+from lmlab.sweeps.results import SweepSummary
+from lmlab.tracking.wandb import resolve_wandb_mode
 
 log = logging.getLogger(__name__)
 

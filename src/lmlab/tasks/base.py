@@ -18,7 +18,21 @@ log = logging.getLogger(__name__)
 
 
 class TaskModule(LightningModule):
-    """Base LightningModule around a Hugging Face model.
+    """Base LightningModule around a Hugging Face model, and the contract of a task module with the stages.
+
+    What the training and evaluation stages read from a task class (``task._target_``), with the defaults
+    set here, so a task states only what it needs:
+
+    - ``HEAD``: the model head it trains, a key of ``lmlab.models.HEADS`` (no default: every task
+      sets it; it also picks the data layout and the exported model class).
+    - ``EVALUATION``: what ``evaluate.py`` computes for its models, a key of
+      ``lmlab.stages.evaluate.EVALUATORS`` (default None: chosen by the model head).
+    - ``check_config(task_cfg)``: raise ConfigError for bad task settings, called before any data work
+      (default: nothing to check).
+    - ``check_tokenizer(tokenizer)``: raise ConfigError if the tokenizer lacks what the objective needs,
+      called before data preparation (default: nothing to check).
+    - ``logged_metrics()``: the names of the metrics the module logs, to check ``monitor.metric`` before
+      training (default None: unknown, not checked).
 
     Args:
         model: the Transformer (its state dict keys are saved under ``model.``).
@@ -31,12 +45,12 @@ class TaskModule(LightningModule):
         on_nonfinite_loss: ``stop`` (default: save the batch and the weights for debugging, then fail with a
             message naming the step), ``skip`` (skip the batch, at most ``max_skipped_batches`` times), or
             ``off`` (no check: saves one host-device sync per step).
+        label_smoothing: of the training loss, in [0, 1) (evaluation losses are unsmoothed); each task
+            applies it to its own loss.
     """
 
-    HEAD: ClassVar[str]  # the model head it trains (a key of lmlab.models.factory.HEADS)
-    EVALUATION: ClassVar[
-        str
-    ]  # what evaluate.py computes for its models (a key of lmlab.stages.evaluate.EVALUATORS)
+    HEAD: ClassVar[str]
+    EVALUATION: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -47,6 +61,7 @@ class TaskModule(LightningModule):
         compile: bool | dict = False,
         on_nonfinite_loss: str = "stop",
         max_skipped_batches: int = 10,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         if on_nonfinite_loss not in ("stop", "skip", "off"):
@@ -59,14 +74,21 @@ class TaskModule(LightningModule):
         self.scheduler_factory = scheduler
         self.compile_model = compile
         self._compiled = False
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1)")
+        self.label_smoothing = label_smoothing
 
-    def logged_metrics(self) -> list[str] | None:
-        """Names of the metrics this module logs (to check monitor/optimized_metric up front); None = unknown."""
-        return None
+    @classmethod
+    def check_config(cls, task_cfg: Any) -> None:
+        """Raise ConfigError if the task settings are wrong (called before any data work)."""
 
     @classmethod
     def check_tokenizer(cls, tokenizer: PreTrainedTokenizerBase) -> None:
         """Raise ConfigError if the tokenizer lacks what this objective needs (called before data preparation)."""
+
+    def logged_metrics(self) -> list[str] | None:
+        """Names of the metrics this module logs (to check monitor/optimized_metric up front); None = unknown."""
+        return None
 
     def configure_model(self) -> None:
         if self.compile_model and not self._compiled:

@@ -15,6 +15,7 @@ from lmlab.metrics.classification import make_metrics
 from lmlab.tasks.augmentation import Augmentation
 from lmlab.tasks.base import TaskModule
 from lmlab.tasks.masking import mask_tokens
+from lmlab.tasks.token_loss import token_cross_entropy
 from lmlab.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ class SequenceClassificationModule(TaskModule):
         self,
         *args: Any,
         spec: ClassificationSpec,
-        label_smoothing: float = 0.0,
         augmentation: dict[str, Any] | None = None,
         aux_lm_weight: float = 0.0,
         aux_lm: torch.nn.Module | None = None,
@@ -50,11 +50,8 @@ class SequenceClassificationModule(TaskModule):
         ``aux_lm`` (an LM head sharing the model's body) — a guard against forgetting; 0 = off."""
         super().__init__(*args, **kwargs)
         self.spec = spec
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1)")
-        if label_smoothing and spec.is_regression:
+        if self.label_smoothing and spec.is_regression:
             raise ConfigError("task.label_smoothing applies to classification, not to a regression task")
-        self.label_smoothing = label_smoothing
         self.augmentation = Augmentation(**(augmentation or {}))
         self.aux_lm_weight, self.aux_lm, self.seed = aux_lm_weight, aux_lm, seed
         if aux_lm_weight and aux_lm is None:
@@ -117,7 +114,7 @@ class SequenceClassificationModule(TaskModule):
             if attention is not None:
                 targets = targets.masked_fill(F.pad(attention[:, 1:], (0, 1)) == 0, -100)
             logits = self.aux_lm(input_ids=ids, **extra).logits
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        return token_cross_entropy(logits, targets)
 
     def _eval_step(self, batch, metrics, suffix: str, stage: str) -> None:
         out = self(batch)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -10,11 +9,11 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
 from lmlab.errors import ConfigError
-from lmlab.tasks.base import TaskModule
 from lmlab.tasks.masking import mask_tokens
+from lmlab.tasks.token_loss import EVAL_STAGES, TokenLossModule, token_cross_entropy
 
 
-class LanguageModelModule(TaskModule):
+class LanguageModelModule(TokenLossModule):
     """Shared loop: token-level cross-entropy, token accuracy, and loss/ppl/accuracy per evaluation stage.
 
     ``label_smoothing`` smooths the training loss only; evaluation losses and perplexities are unsmoothed.
@@ -22,20 +21,13 @@ class LanguageModelModule(TaskModule):
 
     EVALUATION = "language_model"
 
-    def __init__(self, *args: Any, label_smoothing: float = 0.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ConfigError(f"task.label_smoothing={label_smoothing} must be in [0, 1)")
-        self.label_smoothing = label_smoothing
-        # Token-weighted means, synced across DDP ranks when computed (each token counted once).
-        self.eval_loss = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
-        self.eval_acc = torch.nn.ModuleDict({s: MeanMetric() for s in ("val", "test")})
+        # Token-weighted, as the loss.
+        self.eval_acc = torch.nn.ModuleDict({s: MeanMetric() for s in EVAL_STAGES})
 
     def logged_metrics(self) -> list[str]:
-        return [f"{s}/{m}" for s in ("val", "test") for m in ("loss", "ppl", "acc")] + [
-            "train/loss",
-            "train/acc",
-        ]
+        return self.eval_metric_names("acc") + ["train/loss", "train/acc"]
 
     def inputs_and_targets(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int):
         """Return ``(model inputs, targets aligned with the logits, -100 = ignore)``."""
@@ -44,10 +36,7 @@ class LanguageModelModule(TaskModule):
     def _forward_loss(self, batch: dict[str, torch.Tensor], stage: str, batch_idx: int, with_accuracy: bool):
         input_ids, targets = self.inputs_and_targets(batch, stage, batch_idx)
         logits = self.model(input_ids=input_ids).logits
-        smoothing = self.label_smoothing if stage == "train" else 0.0
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, label_smoothing=smoothing
-        )
+        loss = token_cross_entropy(logits, targets, self.label_smoothing if stage == "train" else 0.0)
         if not with_accuracy:
             return loss, None, None
         valid = targets != -100
@@ -65,35 +54,15 @@ class LanguageModelModule(TaskModule):
             self.log_train("train/acc", acc)
         return loss
 
-    def _eval_step(self, batch: dict[str, torch.Tensor], batch_idx: int, stage: str) -> None:
+    def eval_step(self, batch: dict[str, torch.Tensor], batch_idx: int, stage: str) -> None:
         loss, acc, n = self._forward_loss(batch, stage, batch_idx, with_accuracy=True)
         self.eval_loss[stage].update(loss, weight=n)
         self.eval_acc[stage].update(acc, weight=n)
 
-    def _eval_epoch_end(self, stage: str) -> None:
-        loss = self.eval_loss[stage].compute()
-        self.log_dict(
-            {
-                f"{stage}/loss": loss,
-                f"{stage}/ppl": torch.exp(loss.clamp(max=80.0)),
-                f"{stage}/acc": self.eval_acc[stage].compute(),
-            },
-            prog_bar=stage == "val",
-        )
-        self.eval_loss[stage].reset()
+    def eval_epoch_end(self, stage: str) -> None:
+        super().eval_epoch_end(stage)
+        self.log(f"{stage}/acc", self.eval_acc[stage].compute(), prog_bar=stage == "val")
         self.eval_acc[stage].reset()
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._eval_epoch_end("val")
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step(batch, batch_idx, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._eval_epoch_end("test")
 
 
 class CausalLMModule(LanguageModelModule):
@@ -166,7 +135,3 @@ class MaskedLMModule(LanguageModelModule):
             random_replace_prob=self.random_replace_prob,
             generator=self._generator_for(seed % (2**63 - 1)),
         )
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(min(loss, 80.0))

@@ -1,4 +1,9 @@
-"""Atomic file and directory writes: a crash never leaves a truncated file under its final name."""
+"""Atomic file and directory writes: a crash never leaves a truncated file under its final name.
+
+Every file write goes through ``atomic_open``: a hidden temporary file next to the target (the same file
+system, so the final rename is atomic), fsynced, then renamed over the final name; on any failure the
+temporary file is removed and the target is untouched.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 def _umask() -> int:
@@ -17,26 +23,29 @@ def _umask() -> int:
     return mask
 
 
-def publish_mode(fd: int) -> None:
-    """Give a mkstemp file (created 0600) the mode a plain open() would: readable by others per the umask."""
-    os.fchmod(fd, 0o666 & ~_umask())
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write `text` to a temporary file next to `path`, fsync it, then rename it over `path`."""
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Yield a temporary file next to ``path`` open for writing (``w``: UTF-8 text, ``wb``: bytes); when the
+    block ends without error it is fsynced and renamed over ``path``, with the mode a plain ``open()`` gives."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        publish_mode(fd)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it 0600
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (``atomic_open``)."""
+    with atomic_open(path) as f:
+        f.write(text)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lmlab.data.sources.labeled import LabelSet
 from lmlab.errors import ConfigError
 
 
@@ -45,7 +46,7 @@ class PredictSet:
 
 
 @dataclass(frozen=True)
-class GlueTask:
+class GlueTask(LabelSet):
     name: str
     folder: str
     labels: tuple[str, ...] | None  # label values as written in the files; None: regression (STS-B)
@@ -58,14 +59,6 @@ class GlueTask:
     predict_sets: tuple[PredictSet, ...] = ()
     hub_config: str = ""
     main_metric: str = field(default="")
-
-    @property
-    def is_regression(self) -> bool:
-        return self.labels is None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.labels is None else len(self.labels)
 
 
 def _task(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from lmlab.data.sources.locate import first_file
 from lmlab.data.tables import table_format
-from lmlab.data.text_io import check_file, open_binary
+from lmlab.data.text_io import open_binary
 from lmlab.errors import ConfigError
 
 
@@ -45,11 +46,10 @@ def local_pair_files(
 
 def existing(path: str, tried: list[str]) -> Path | None:
     """The file, or the same with ``.gz`` appended; None (and a line in ``tried``) if neither exists."""
-    for candidate in (Path(path).expanduser(), Path(path + ".gz").expanduser()):
-        if candidate.is_file():
-            return check_file(candidate, "data.source.files")
-    tried.append(f"local file {path} (or {Path(path).name}.gz): not found")
-    return None
+    found = first_file((Path(path).expanduser(), Path(path + ".gz").expanduser()), "data.source.files")
+    if found is None:
+        tried.append(f"local file {path} (or {Path(path).name}.gz): not found")
+    return found
 
 
 def count_lines(path: Path) -> int:

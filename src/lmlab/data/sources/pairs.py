@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lmlab.data.sources.locate import file_fingerprint, hub_fingerprint, load_hub_split, no_data_error
 from lmlab.data.sources.pair_files import count_lines, local_pair_files
-from lmlab.data.sources.text import file_fingerprint, load_hub_split
+from lmlab.data.sources.text import Lines
 from lmlab.data.tables import field_names, get_field, has_field, read_records
 from lmlab.data.text_io import read_lines
 from lmlab.errors import ConfigError, DataError
@@ -107,9 +108,10 @@ class PairSource:
             if found is None:
                 what = f"{self.name} {split} split"
                 if not self.hub_path:
-                    raise DataError(
-                        f"{what}: no data found. Tried:\n  - " + "\n  - ".join(tried) + "\nFix: set "
-                        "data.source.files to existing files, or paths.data_dir to the folder that holds them"
+                    raise no_data_error(
+                        what,
+                        tried,
+                        "set data.source.files to existing files, or paths.data_dir to the folder that holds them",
                     )
                 hub_split = self.hub_splits.get(split, split)
                 found = _Found(
@@ -217,10 +219,10 @@ class PairSource:
         found = self._locate(split)
         columns = f"{self.source_column}|{self.target_column}|{self.langs}"
         if found.kind == "hub":
-            return f"pairs-hub-{found.dataset._fingerprint}-{columns}"
+            return f"pairs-hub-{hub_fingerprint(found.dataset)}-{columns}"
         return f"pairs-{file_fingerprint(found.paths)}-{columns}"
 
-    def iter_lines(self, split: str) -> Iterator[tuple[str, bool]]:
+    def iter_lines(self, split: str) -> Lines:
         """Sources and targets as documents: a tokenizer trained on them covers both languages."""
         for pair in self.pairs(split):
             for text in (pair.source, pair.references[0]):

@@ -1,7 +1,8 @@
-"""Text sources: where the words come from (local files first, then the Hugging Face hub).
+"""Language-model text sources: WikiText, local text/JSONL files, any hub text dataset.
 
 A source yields ``(line, ends_document)`` pairs for a split, so that the token cache can put an
-end-of-text token between documents without ever holding a whole corpus in memory.
+end-of-text token between documents without ever holding a whole corpus in memory. ``TextSource`` is
+that protocol; the labeled and pair sources follow it too, so a tokenizer can be trained on their text.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from lmlab.data.sources.locate import file_fingerprint, first_file, hub_fingerprint, load_hub_split
 from lmlab.data.tables import read_records
 from lmlab.data.text_io import check_file, read_lines
 from lmlab.errors import ConfigError, DataError
-from lmlab.utils.network import hub_offline_reason
 
 Lines = Iterator[tuple[str, bool]]
 
@@ -40,30 +41,6 @@ class TextSource(ABC):
     @abstractmethod
     def describe(self, split: str) -> str:
         """Where the split is read from, for logs."""
-
-
-def file_fingerprint(paths: Iterable[Path]) -> str:
-    """Path, size and modification time of each file: cheap, and changes when a file is edited."""
-    parts = [f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in paths]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
-def load_hub_split(path: str, name: str | None, split: str, what: str, tried: list[str]) -> Any:
-    """Load one split of a hub dataset, or raise one DataError listing everything that was tried."""
-    reason = hub_offline_reason()
-    if reason is None:
-        try:
-            import datasets
-
-            return datasets.load_dataset(path, name, split=split)
-        except Exception as e:  # noqa: BLE001 - datasets raises many kinds; all mean "not available"
-            reason = f"{type(e).__name__}: {e}"
-    tried_text = "\n  - ".join([*tried, f"hub dataset {path!r} (config {name!r}, split {split!r}): {reason}"])
-    raise DataError(
-        f"{what}: no data found. Tried:\n  - {tried_text}\n"
-        "Fix: put the files under paths.data_dir (or set the LMLAB_DATA_DIR environment variable / the "
-        "paths.data_dir override to the folder that holds them), or go online so the hub can be used."
-    )
 
 
 # --------------------------------------------------------------------------------------------- WikiText
@@ -130,15 +107,14 @@ class WikiTextSource(TextSource):
         split = self._split(split)
         if split not in self._resolved:
             candidates = self._candidates(split)
-            found = next((p for p in candidates if p.is_file()), None)
-            if found is not None:
-                self._resolved[split] = check_file(found, f"{self.name} {split} split")
-            else:
+            found: Path | Any = first_file(candidates, f"{self.name} {split} split")
+            if found is None:
                 config = f"{self.name}-raw-v1" if self.variant == "raw" else f"{self.name}-v1"
                 hub_split = {"valid": "validation"}.get(split, split)
                 tried = [f"local file {p}: not found" for p in candidates]
                 what = f"{self.name} ({self.variant}) {split} split"
-                self._resolved[split] = load_hub_split(self.hub_path, config, hub_split, what, tried)
+                found = load_hub_split(self.hub_path, config, hub_split, what, tried)
+            self._resolved[split] = found
         return self._resolved[split]
 
     def check(self, splits: Sequence[str]) -> None:
@@ -149,7 +125,7 @@ class WikiTextSource(TextSource):
         found = self._resolve(split)
         if isinstance(found, Path):
             return f"wikitext-file-{file_fingerprint([found])}"
-        return f"wikitext-hub-{found._fingerprint}"
+        return f"wikitext-hub-{hub_fingerprint(found)}"
 
     def describe(self, split: str) -> str:
         found = self._resolve(split)
@@ -315,7 +291,7 @@ class HubTextSource(TextSource):
             self._load(split)
 
     def fingerprint(self, split: str) -> str:
-        return f"hub-{self._load(split)._fingerprint}-{self.text_field}"
+        return f"hub-{hub_fingerprint(self._load(split))}-{self.text_field}"
 
     def describe(self, split: str) -> str:
         return f"hub {self.path} ({self.name}) split {split}"

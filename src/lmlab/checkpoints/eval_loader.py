@@ -1,51 +1,22 @@
-"""Read checkpoints and exports: validate a ``ckpt_path`` early, and load any of them for evaluation."""
+"""Load a trained model for evaluation from whatever names it: a ``.ckpt``, an export folder or a hub name.
+
+A ``.ckpt`` carries everything needed (model config, head, tokenizer files, training config: see
+``metadata.py``); an export folder is a Hugging Face model with lmlab's ``lmlab.json`` beside it.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.checkpoints.metadata import CHECKPOINT_KEY
+from lmlab.checkpoints.export import EXPORT_INFO
+from lmlab.checkpoints.reader import checkpoint_metadata, read_checkpoint
 from lmlab.errors import CheckpointError
 from lmlab.models import HEADS, load_pretrained_or_explain, set_special_token_ids
-
-log = logging.getLogger(__name__)
-
-EXPORT_INFO = "lmlab.json"
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning ``.ckpt`` safely (``weights_only=True``, memory-mapped) or explain why it can't be read."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"ckpt_path={path}: no such file")
-    if path.is_dir():
-        raise CheckpointError(
-            f"ckpt_path={path} is a folder; training resumes from a Lightning .ckpt file "
-            "(e.g. <run dir>/checkpoints/last.ckpt). To start from an export, use model.pretrained=<folder>."
-        )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # noqa: BLE001 - truncated zip, pickle errors, foreign formats
-        raise CheckpointError(
-            f"ckpt_path={path} is not a readable checkpoint (truncated, corrupt or not a torch file): "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        ) from None
-
-
-def checkpoint_metadata(ckpt: dict[str, Any], path: str | Path) -> dict[str, Any]:
-    meta = ckpt.get(CHECKPOINT_KEY)
-    if not meta:
-        raise CheckpointError(
-            f"{path} was not written by lmlab (no '{CHECKPOINT_KEY}' entry); use an lmlab checkpoint"
-        )
-    return meta
 
 
 def load_model_for_eval(
@@ -55,21 +26,17 @@ def load_model_for_eval(
     path = Path(path_or_name).expanduser()
     if path.is_file():
         return _from_lightning_checkpoint(path)
-    info: dict[str, Any] = {}
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise CheckpointError(
-                f"ckpt_path={path}: this folder has no config.json, so it is not a Hugging Face export. "
-                "Give an lmlab export folder (<run dir>/export) or a .ckpt file."
-            )
-        if (path / EXPORT_INFO).is_file():
-            info = json.loads((path / EXPORT_INFO).read_text())
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise CheckpointError(
+            f"ckpt_path={path}: this folder has no config.json, so it is not a Hugging Face export. "
+            "Give an lmlab export folder (<run dir>/export) or a .ckpt file."
+        )
+    info = _export_info(path)
     head = head or info.get("head") or "causal_lm"
     if head not in HEADS:
         raise CheckpointError(f"unknown head {head!r}; known: {sorted(HEADS)}")
     model = load_pretrained_or_explain(HEADS[head].from_pretrained, str(path_or_name), "ckpt_path")
-    tokenizer = load_pretrained_or_explain(AutoTokenizer.from_pretrained, str(path_or_name), "ckpt_path")
-    return model, tokenizer, head, info.get("config", {})
+    return model, _hub_tokenizer(path_or_name), head, info.get("config", {})
 
 
 def load_tokenizer_for_eval(path_or_name: str) -> tuple[PreTrainedTokenizerBase, dict[str, Any]]:
@@ -79,9 +46,17 @@ def load_tokenizer_for_eval(path_or_name: str) -> tuple[PreTrainedTokenizerBase,
     if path.is_file():
         meta = checkpoint_metadata(read_checkpoint(path), path)
         return _tokenizer_from_files(meta["tokenizer_files"]), meta["config"]
-    info = json.loads((path / EXPORT_INFO).read_text()) if (path / EXPORT_INFO).is_file() else {}
-    tokenizer = load_pretrained_or_explain(AutoTokenizer.from_pretrained, str(path_or_name), "ckpt_path")
-    return tokenizer, info.get("config", {})
+    info = _export_info(path)
+    return _hub_tokenizer(path_or_name), info.get("config", {})
+
+
+def _export_info(path: Path) -> dict[str, Any]:
+    """What ``export_hf`` wrote beside the model (head, training config, metrics); empty for other folders."""
+    return json.loads((path / EXPORT_INFO).read_text()) if (path / EXPORT_INFO).is_file() else {}
+
+
+def _hub_tokenizer(path_or_name: str) -> PreTrainedTokenizerBase:
+    return load_pretrained_or_explain(AutoTokenizer.from_pretrained, str(path_or_name), "ckpt_path")
 
 
 def _tokenizer_from_files(files: dict[str, bytes]) -> PreTrainedTokenizerBase:

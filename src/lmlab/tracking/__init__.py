@@ -1,0 +1,1 @@
+"""Experiment tracking: the configured loggers (W&B, CSV, TensorBoard), W&B's online/offline choice."""
