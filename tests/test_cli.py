@@ -13,6 +13,7 @@ from conftest import ROOT, TINY
 def run_cli(script: str, args: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
     environ = {**os.environ, "HOME": str(tmp_path / "home"), **env}
     environ = {k: v for k, v in environ.items() if v is not None}
+    environ.pop("WANDB_SERVICE", None)  # never attach to a W&B service this test process started
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args],
         cwd=tmp_path,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from lmlab.data.lm_datamodule import PackedBlocks
-from lmlab.data.sources.text import TextFilesSource, WikiTextSource, wikitext_documents
+from lmlab.data.sources.text import TextFilesSource
+from lmlab.data.sources.wikitext import WikiTextSource, wikitext_documents
 from lmlab.data.text_io import read_lines
 from lmlab.data.token_cache import build_token_cache, load_tokens
 from lmlab.data.tokenizer import TrainedTokenizer
@@ -180,3 +181,26 @@ def test_packed_blocks_are_contiguous_and_drop_the_remainder(corpus):
     assert len(blocks) == len(tokens) // 4
     joined = np.concatenate([blocks[i]["input_ids"].numpy() for i in range(len(blocks))])
     assert np.array_equal(joined, tokens[: len(blocks) * 4])
+
+
+def test_a_named_file_no_stage_reads_is_a_warning(tmp_path, caplog):
+    """data.source.files.test set while data.splits.test is null: the file would be silently dropped."""
+    from lmlab.data.lm_datamodule import LMDataModule
+    from lmlab.data.tokenizer import TrainedTokenizer
+
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.txt").write_text("alpha bravo charlie\n" * 50)
+    source = TextFilesSource(files={"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "test.txt")})
+    dm = LMDataModule(
+        source, TrainedTokenizer(kind="bpe", vocab_size=300), str(tmp_path / "cache"),
+        splits={"train": "train", "validation": None, "test": None},
+    )  # fmt: skip
+    with caplog.at_level("WARNING"):
+        dm.check()
+    assert "data.source.files.test is set, but no stage reads the 'test' split" in caplog.text
+    assert "data.splits.test=test" in caplog.text
+    caplog.clear()
+    dm.select("test")  # evaluation reads what it selects: no warning
+    with caplog.at_level("WARNING"):
+        dm.check(need_train=False)
+    assert "no stage reads" not in caplog.text

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import SHARED_DATA, TINY, compose
 
-from lmlab.data.sources.text import WikiTextSource
+from lmlab.data.sources.wikitext import WikiTextSource
 from lmlab.evaluation.lm import count_words
 from lmlab.stages.evaluate import evaluate
 from lmlab.stages.train import train

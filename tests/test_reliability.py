@@ -62,7 +62,8 @@ def test_killed_run_resumes_exactly_with_the_same_command(
     signal, exit_code, uninterrupted, wikitext_dir, tmp_path
 ):
     """kill -9 after step 13 (last periodic checkpoint: step 10), or SIGTERM (saves at step 13); then the same
-    command with resume=auto continues in the same run folder and ends with the uninterrupted run's weights."""
+    command with resume=auto continues in the same run folder and ends with the uninterrupted run's final
+    weights."""
     base = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
     base += [f"paths.log_dir={tmp_path / 'logs'}", "resume=auto", "logger=many"]
     base += ["+callbacks.kill._target_=conftest.SignalAtStep", "+callbacks.kill.step=13"]
@@ -81,10 +82,70 @@ def test_killed_run_resumes_exactly_with_the_same_command(
     assert "resume=auto: continuing from" in second.stdout + second.stderr
     assert [p.name for p in (tmp_path / "logs" / "clm_wikitext2" / "runs").iterdir()] == [run_dir.name]
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "completed"
+    # last.ckpt holds the final state (step 24, not the periodic save at step 20) of both runs
+    for last in (run_dir / "checkpoints" / "last.ckpt", uninterrupted):
+        assert torch.load(last, weights_only=True)["global_step"] == 24
     assert_same_weights(run_dir / "checkpoints" / "last.ckpt", uninterrupted)
     # one W&B run: the resumed segment continues the same run id
     ids = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
     assert len(ids) == 1 and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+
+
+ENDINGS = {
+    "max_steps": [],
+    "max_epochs": ["trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=12"],
+    # the second validation (step 16) is no improvement of 100: stop
+    "early_stopping": ["callbacks=early_stopping", "callbacks.early_stopping.patience=1",
+                       "callbacks.early_stopping.min_delta=100"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("ending", "final_step"), [("max_steps", 24), ("max_epochs", 24), ("early_stopping", 16)]
+)
+def test_last_checkpoint_holds_the_final_state(ending, final_step, tmp_path, tiny_overrides, monkeypatch):
+    """Periodic saves at steps 10 and 20; last.ckpt is written once more when training ends, with the final
+    weights (those exported) and lmlab's metadata; the same command again (resume=auto) trains no step."""
+    from safetensors.torch import load_file
+
+    from lmlab.tasks.lm import LanguageModelModule
+
+    steps = []
+    real_step = LanguageModelModule.training_step
+
+    def counted(self, batch, batch_idx):
+        steps.append(self.global_step)
+        return real_step(self, batch, batch_idx)
+
+    monkeypatch.setattr(LanguageModelModule, "training_step", counted)
+    run = tmp_path / "run"
+    overrides = [
+        *tiny_overrides,
+        *RUN,
+        "callbacks.periodic_checkpoint.every_n_train_steps=10",
+        *ENDINGS[ending],
+    ]
+    overrides += ["resume=auto", "export.enabled=true", "export.weights=last"]
+    train(compose(overrides, run))
+    assert len(steps) == final_step
+    ckpts = run / "checkpoints"
+    last = torch.load(ckpts / "last.ckpt", weights_only=True)
+    assert last["global_step"] == final_step
+    assert last["lmlab"]["head"] == "causal_lm" and last["lmlab"]["tokenizer_files"]  # written by RunMetadata
+    exported = load_file(run / "export" / "model.safetensors")
+    assert exported and all(torch.equal(v, last["state_dict"][f"model.{k}"]) for k, v in exported.items())
+    # saved once at the end: last.ckpt only, no periodic file for the final step, no temporary files
+    names = sorted(p.name for p in ckpts.iterdir() if not p.name.startswith("step"))
+    assert (
+        names
+        == ["last.ckpt", "periodic-step000010.ckpt", "periodic-step000020.ckpt"][: 3 - (final_step < 20)]
+    )
+
+    before = (ckpts / "last.ckpt").stat().st_mtime_ns
+    steps.clear()
+    train(compose(overrides, run))
+    assert steps == [] and (ckpts / "last.ckpt").stat().st_mtime_ns == before
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
 
 
 def test_resume_skips_a_truncated_checkpoint(tmp_path, tiny_overrides):

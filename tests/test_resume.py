@@ -1,8 +1,13 @@
-"""A run stopped mid-epoch and resumed from its checkpoint ends with the same weights as one run straight through."""
+"""A run stopped mid-epoch and resumed from its checkpoint ends with the same weights as one run straight through.
+
+Pretraining (causal and masked LM), fine-tuning (classification with augmentation, dropout and an auxiliary
+masked-LM loss) and generation (encoder-decoder and decoder-only, sampling during validation), on CPU.
+"""
 
 import pytest
 import torch
-from conftest import TINY, compose
+from conftest import GLUE_TINY, TINY, compose
+from gen_fixtures import GEN_TINY, copy_task_overrides, write_copy_task
 
 from lmlab.stages.train import train
 
@@ -10,14 +15,24 @@ RUN = [
     "trainer.val_check_interval=3",
     "run_test=false",
     "export.enabled=false",
-    # dropout on: the resumed run must also restore the random-number generators
+    # dropout on: the resumed run must also draw the same random numbers
     "model.config.resid_pdrop=0.1",
     "model.config.embd_pdrop=0.1",
 ]
 
 
-def final_weights(run_dir):
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+def stop_at(step):
+    return ["+callbacks.stop._target_=conftest.StopAtStep", f"+callbacks.stop.step={step}"]
+
+
+def final_state(run_dir):
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, f"weights differ after resume: {different[:5]}"
 
 
 @pytest.mark.parametrize("objective", ["clm", "mlm"])
@@ -32,17 +47,111 @@ def test_resume_matches_uninterrupted(objective, wikitext_dir, tmp_path):
 
     first = tmp_path / "first"
     # Same config, stopped after 6 of 12 steps (in the middle of the first epoch)
-    stop = ["+callbacks.stop._target_=conftest.StopAtStep", "+callbacks.stop.step=6"]
-    train(compose([*overrides, "trainer.max_steps=12", *stop], first))
+    train(compose([*overrides, "trainer.max_steps=12", *stop_at(6)], first))
     ckpt = first / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["global_step"] == 6
     resumed = tmp_path / "resumed"
     train(compose([*overrides, "trainer.max_steps=12", f"ckpt_path={ckpt}"], resumed))
 
-    a, b = final_weights(straight), final_weights(resumed)
-    assert a.keys() == b.keys()
-    different = [k for k in a if not torch.equal(a[k], b[k])]
-    assert not different, f"weights differ after resume: {different[:5]}"
+    a, b = final_state(straight), final_state(resumed)
+    assert a["global_step"] == b["global_step"] == 12
+    assert_same_weights(a["state_dict"], b["state_dict"])
     # and training did happen between the two halves
-    mid = final_weights(first)
-    assert any(not torch.equal(mid[k], a[k]) for k in a)
+    mid = final_state(first)["state_dict"]
+    assert any(not torch.equal(mid[k], a["state_dict"][k]) for k in mid)
+
+
+def resume_after_kill(overrides, tmp_path, every, kill_after, final_step, also_from=()):
+    """An uninterrupted run; the same run stopped after `kill_after` steps, and resumed from its newest
+    periodic checkpoint (saved every `every` steps), as after a kill: the steps in between are replayed.
+    Each checkpoint of the stopped run named in `also_from` (a glob) is resumed from as well."""
+    overrides = [*overrides, f"callbacks.periodic_checkpoint.every_n_train_steps={every}"]
+    train(compose(overrides, tmp_path / "straight"))
+    train(compose([*overrides, *stop_at(kill_after)], tmp_path / "first"))
+    saved = kill_after // every * every
+    ckpts = [tmp_path / "first" / "checkpoints" / f"periodic-step{saved:06d}.ckpt"]
+    ckpts += [next((tmp_path / "first" / "checkpoints").glob(pattern)) for pattern in also_from]
+    a = final_state(tmp_path / "straight")
+    assert a["global_step"] == final_step
+    for i, ckpt in enumerate(ckpts):
+        assert torch.load(ckpt, weights_only=True)["global_step"] == saved
+        train(compose([*overrides, f"ckpt_path={ckpt}"], tmp_path / f"resumed{i or ''}"))
+        b = final_state(tmp_path / f"resumed{i or ''}")
+        assert b["global_step"] == final_step, ckpt.name
+        assert_same_weights(a["state_dict"], b["state_dict"])
+    mid = torch.load(ckpts[0], weights_only=True)["state_dict"]
+    assert any(not torch.equal(mid[k], a["state_dict"][k]) for k in mid)
+
+
+# 160 training examples in batches of 16: 10 steps an epoch, validation at each epoch's end, 3 epochs
+CLASSIFICATION = [
+    "experiment=glue/sst2",
+    *GLUE_TINY,
+    "data.max_train_samples=160",
+    "trainer.max_epochs=3",
+    "run_test=false",
+    "run_predict=false",
+    "export.enabled=false",
+    "model.config.hidden_dropout_prob=0.1",
+    "model.config.attention_probs_dropout_prob=0.1",
+    "task.augmentation.deletion=0.1",
+    "task.augmentation.swap=0.1",
+    "task.augmentation.replace=0.1",
+    "task.augmentation.span_mask=0.1",
+    "task.aux_lm_weight=0.5",
+]
+
+
+@pytest.mark.parametrize(
+    ("every", "kill_after", "also_from"),
+    [(4, 13, ()), (5, 12, ["step000010-*.ckpt"])],
+    ids=["mid-second-epoch", "end-of-first-epoch"],
+)
+def test_classification_with_augmentation_resumes_exactly(every, kill_after, also_from, glue_dir, tmp_path):
+    """Killed after step 13 (newest checkpoint: step 12, in the second epoch) or after step 12 (newest: step 10,
+    the first epoch's last batch, before its validation; and the best checkpoint, written after it); resumed,
+    it ends 3 epochs later (step 30) with the uninterrupted run's weights."""
+    overrides = [*CLASSIFICATION, f"paths.data_dir={glue_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    resume_after_kill(overrides, tmp_path, every, kill_after, final_step=30, also_from=also_from)
+
+
+@pytest.fixture(scope="module")
+def copy_dir(tmp_path_factory):
+    return write_copy_task(tmp_path_factory.mktemp("copy"))
+
+
+# 128 training pairs in batches of 32 (copy_task_overrides): 4 steps an epoch; validation, with sampled
+# generations, every 6 steps
+GENERATION = [
+    *GEN_TINY,
+    "data.max_train_samples=128",
+    "trainer.max_steps=20",
+    "trainer.val_check_interval=6",
+    "trainer.limit_val_batches=1",
+    "task.val_generate_samples=4",
+    "task.generation.do_sample=true",
+    "task.generation.top_k=5",
+    "task.generation.max_new_tokens=6",
+    "run_test=false",
+    "export.enabled=false",
+]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "model", "dropout"),
+    [
+        ("gen/translation_t5", "t5_tiny", "model.config.dropout_rate=0.1"),
+        ("gen/translation_gpt", "gpt_tiny", "model.config.resid_pdrop=0.1"),
+    ],
+    ids=["encoder-decoder", "decoder-only"],
+)
+def test_seq2seq_resumes_exactly(experiment, model, dropout, copy_dir, tmp_path):
+    """Killed after step 7 (newest checkpoint: step 6, in the second epoch, saved just before a validation that
+    samples); resumed, it crosses three epoch ends and two more validations and ends at step 20 with the
+    uninterrupted run's weights; those validations sample the same generations."""
+    overrides = [f"experiment={experiment}", f"model={model}", dropout, *GENERATION]
+    overrides += copy_task_overrides(copy_dir, tmp_path / "cache")
+    resume_after_kill(overrides, tmp_path, every=3, kill_after=7, final_step=20)
+    for name in ("val_step000012.jsonl", "val_step000018.jsonl"):
+        straight, resumed = (tmp_path / run / "predictions" / name for run in ("straight", "resumed"))
+        assert straight.read_text() == resumed.read_text()

@@ -3,6 +3,8 @@ a metric train does not return, interruption and resume, and bad input stopped b
 
 import json
 import math
+import os
+import signal
 
 import optuna
 import pytest
@@ -15,7 +17,8 @@ from omegaconf import OmegaConf
 from lmlab.errors import ConfigError, LmlabError
 from lmlab.sweeps.optuna_sweep import OptunaSweep
 from lmlab.sweeps.settings import LmlabOptunaSweeperConf
-from lmlab.sweeps.study import n_finished
+from lmlab.sweeps.stop_signals import StopSignals
+from lmlab.sweeps.study import RERUN_OF, n_finished
 
 LR = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}
 
@@ -123,7 +126,53 @@ def test_an_interrupted_sweep_resumes_with_only_the_remaining_trials(tmp_path):
         "completed",
         "completed",
     ]
+    trials = load(tmp_path).trials
     assert n_finished(load(tmp_path)) == 4
+    assert trials[3].params == trials[2].params and trials[3].user_attrs[RERUN_OF] == 2  # run again
+
+
+def test_sigterm_stops_the_sweep_with_143_and_its_trial_runs_again(tmp_path):
+    def terminate_third(params, job_dir):
+        if job_dir.name == "2":
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill <sweep pid>` while this trial runs
+        return loss(params, job_dir)
+
+    original = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as stopped:
+        run_sweep(tmp_path, FakeLauncher(tmp_path, terminate_third))
+    assert stopped.value.code == 143 and signal.getsignal(signal.SIGTERM) is original
+    trials = load(tmp_path).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
+    assert trials[2].user_attrs["error"] == "interrupted (SIGTERM)"
+
+    launcher = FakeLauncher(tmp_path)
+    run_sweep(tmp_path, launcher)
+    trials = load(tmp_path).trials
+    assert launcher.launched == [3, 4] and trials[3].params == trials[2].params
+    run_sweep(tmp_path, launcher, n_trials=5)  # resumed again: the interrupted trial is not run a third time
+    assert launcher.launched == [3, 4, 5] and RERUN_OF not in load(tmp_path).trials[5].user_attrs
+
+
+def test_a_signal_lightning_handles_or_one_between_trials_stops_the_sweep_before_its_next_trials():
+    original = signal.getsignal(signal.SIGTERM)
+    with StopSignals() as stop:
+        ours = signal.getsignal(signal.SIGTERM)
+        with stop.launching():
+            # a trial in Lightning's fit: Lightning's handler calls ours, and stops the trial itself
+            signal.signal(signal.SIGTERM, lambda signum, frame: ours(signum, frame))
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signal.SIGTERM, ours)
+        assert stop.received == signal.SIGTERM
+        with pytest.raises(SystemExit) as stopped:
+            stop.check()  # before asking for the next trials
+        assert stopped.value.code == 143
+    assert signal.getsignal(signal.SIGTERM) is original
+
+    with StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGINT)  # while Optuna is asked or told: recorded, nothing cut in half
+        assert stop.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt), stop.launching():
+            pytest.fail("no trial starts after the signal")
 
 
 def test_a_trial_left_running_does_not_count(tmp_path):
@@ -199,10 +248,17 @@ def real_compose(tmp_path):
             "optimizer.learning_rate is not a searched parameter",
         ),
         (
-            ["optimized_metric=best/val/acc"],
+            ["optimized_metric=best/train/loss"],
             {},
-            "train records the best value of monitor.metric only, and monitor.metric=val/loss",
+            r"train records best values of the validation metrics \(best/val/...\) and of monitor.metric=val/loss",
         ),
+        (
+            ["optimized_metric=best/val/los"],
+            {},
+            r"optimized_metric=best/val/los is not a metric the trials will return \(CausalLMModule, "
+            r"run_test=true\); it could be: best/val/loss, ",
+        ),
+        (["optimized_metric=val/accuracy"], {}, "optimized_metric=val/accuracy is not a metric the trials"),
         (["optimized_metric=test/loss", "run_test=false"], {}, "needs the test stage: set run_test=true"),
         (["optimized_metric=accuracy"], {}, "optimized_metric=accuracy is not a metric train returns"),
         (["optimized_metric=null"], {}, "optimized_metric is not set"),

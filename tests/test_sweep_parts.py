@@ -1,29 +1,34 @@
-"""The pieces of a sweep: search-space syntax, mean ± std over seeds, W&B names, the shipped search spaces
-and the launcher configs (SLURM without a cluster, a missing plugin)."""
+"""The pieces of a sweep: search-space syntax, mean ± std over seeds, W&B names, the shipped search spaces,
+the launcher configs (SLURM without a cluster, a missing plugin), and the metric names known before a trial."""
 
 import statistics
 from pathlib import Path
 
 import pytest
-from conftest import CONF
+from conftest import CONF, GLUE_TINY, TINY
+from conftest import compose as compose_run
+from gen_fixtures import GEN_TINY, copy_task_overrides, write_copy_task
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import OmegaConf, open_dict, read_write
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from hydra_plugins.lmlab_optuna_sweeper import launcher_stand_ins
 from lmlab.errors import ConfigError
+from lmlab.stages.train import train
 from lmlab.sweeps import launchers
 from lmlab.sweeps.aggregate import best_config, group_over_seeds
-from lmlab.sweeps.metric import check_optimized_metric, normalize_direction
+from lmlab.sweeps.metric import METRIC_NAME, check_optimized_metric, normalize_direction
 from lmlab.sweeps.naming import job_run_name, sweep_group
 from lmlab.sweeps.records import TrialRecord
 from lmlab.sweeps.results import SweepSummary
+from lmlab.sweeps.returned import returned_metric_names
 from lmlab.sweeps.search_space import check_keys_exist, parse_search_space
+from lmlab.tasks.metric_names import task_metric_names
 
 SEARCH_SPACES = sorted(p.stem for p in (CONF / "hparams_search").glob("*.yaml"))
 
@@ -192,3 +197,87 @@ def test_a_launcher_that_is_not_installed_is_named_with_its_extra(monkeypatch):
         launchers.check_launcher(cfg)
     # ... and Hydra gets a stand-in config for it, so `hydra/launcher=joblib` reaches that check.
     assert launcher_stand_ins.stand_in_configs() == {"joblib": {"_target_": cfg.hydra.launcher._target_}}
+
+
+# ------------------------------------------------------------------------ metric names known before a trial
+def table_overrides(folder: Path) -> list[str]:
+    """experiment=classify_table on a labeled CSV table: train, dev and a scored test file."""
+    rows = "\n".join(f"a {'fine' if i % 2 else 'poor'} film number {i},{i % 2}" for i in range(24))
+    for split in ("train", "dev", "test"):
+        (folder / f"{split}.csv").write_text(f"review,label\n{rows}\n")
+    splits = {"train": "train", "validation": "dev", "test": "test"}
+    files = [f"data.source.files.{stage}={folder / name}.csv" for stage, name in splits.items()]
+    return ["experiment=classify_table", *GLUE_TINY, *files, "data.source.text_columns=[review]",
+            f"paths.cache_dir={folder / 'cache'}"]  # fmt: skip
+
+
+def task_overrides(task: str, request, tmp_path: Path) -> list[str]:
+    if task in ("clm", "mlm"):
+        data = request.getfixturevalue("wikitext_dir")
+        base = [*TINY, f"paths.data_dir={data}", f"paths.cache_dir={tmp_path}"]
+        return base if task == "clm" else [*base, "experiment=mlm_wikitext2", "model=bert_tiny"]
+    if task.startswith("glue/"):
+        glue = request.getfixturevalue("glue_dir")
+        return [f"experiment={task}", *GLUE_TINY, f"paths.data_dir={glue}", f"paths.cache_dir={tmp_path}"]
+    if task == "table":
+        return table_overrides(tmp_path)
+    model = "t5_tiny" if task.endswith("t5") else "gpt_tiny"
+    copy = write_copy_task(tmp_path / "copy")
+    return [f"experiment={task}", f"model={model}", *GEN_TINY, *copy_task_overrides(copy, tmp_path / "cache")]
+
+
+def build_task_module(cfg):
+    """The task module as the training stage builds it (the contracts of lmlab.data.base and lmlab.tasks.base)."""
+    head = get_class(cfg.task._target_).HEAD
+    datamodule = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))
+    datamodule.set_head(head)
+    tokenizer = datamodule.prepare_tokenizer()
+    datamodule.prepare_data()
+    model = instantiate(cfg.model).build(head, tokenizer, datamodule.head_config())
+    return instantiate(cfg.task, _partial_=True)(
+        model=model, tokenizer=tokenizer, **datamodule.module_kwargs()
+    )
+
+
+TASKS = [
+    "clm",
+    "mlm",
+    "glue/sst2",
+    "glue/mnli",
+    "glue/stsb",
+    "table",
+    "gen/translation_t5",
+    "gen/translation_gpt",
+]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_metric_names_from_the_config_are_those_the_built_task_module_logs(task, request, tmp_path):
+    cfg = compose_run(task_overrides(task, request, tmp_path), tmp_path / "run")
+    names = task_metric_names(cfg)
+    module = build_task_module(cfg)
+    assert names.logged == module.logged_metrics() and names.task == type(module).__name__
+
+
+def sweepable(metrics: dict) -> set[str]:
+    """What metrics.json holds that a sweep may optimize (learning rates are settings)."""
+    assert all(METRIC_NAME.match(k) or k.startswith("lr-") for k in metrics), sorted(metrics)
+    return {k for k in metrics if METRIC_NAME.match(k)}
+
+
+def test_a_sweep_accepts_the_metrics_train_returns(tiny_overrides, tmp_path):
+    cfg = compose_run([*tiny_overrides, "run_test=true", "export.enabled=false"], tmp_path / "run")
+    expected = set(returned_metric_names(cfg))
+    assert sweepable(train(cfg)) == expected - {"perf/mfu"}  # no peak FLOP/s known for a CPU
+
+
+def test_a_scored_test_table_and_the_auxiliary_lm_loss_are_known_too(tmp_path):
+    extra = ["run_test=true", "task.aux_lm_weight=0.5", "trainer.max_steps=4", "trainer.log_every_n_steps=1",
+             "export.enabled=false", "run_predict=false"]  # fmt: skip
+    cfg = compose_run([*table_overrides(tmp_path), *extra], tmp_path / "run")
+    expected = set(returned_metric_names(cfg))
+    returned = sweepable(train(cfg))
+    assert returned <= expected
+    test = {f"test/{name}" for name in ("accuracy", "f1_macro", "combined_score", "loss")}
+    assert test | {"train/aux_lm_loss"} <= returned
+    assert {f"best/{name}" for name in returned if name.startswith("val/")} <= returned

@@ -1,20 +1,25 @@
 """Sweeps as a user runs them: `python train.py -m ...` in a subprocess, on tiny configs.
 
-Grid search (Hydra's basic sweeper), the lmlab_optuna sweeper with a failing trial and a resume, the joblib
-launcher, and bad input stopping the sweep before its first job.
+Grid search (Hydra's basic sweeper), the lmlab_optuna sweeper with a failing trial and a resume, TPE past
+its random start-up trials, a sweep killed (SIGTERM, SIGINT) and rerun, the joblib launcher, and bad input
+stopping the sweep before its first job.
 """
 
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 import yaml
 from conftest import ROOT, TINY
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 # Every job: a few steps of the tiny GPT, no test stage, no export (each trial takes about a second).
 FAST = [o for o in TINY if not o.startswith("logger=")] + ["run_test=false", "export.enabled=false"]
@@ -198,3 +203,108 @@ def test_missing_launcher_plugin_names_the_extra(sweep_args, tmp_path):
     assert "hydra/launcher=joblib needs hydra-joblib-launcher" in result.stderr
     assert 'pip install -e ".[parallel]"' in result.stderr
     assert not sweep_dir.exists()
+
+
+@pytest.mark.parametrize("sweeper", ["grid", "optuna"])
+def test_a_misspelt_optimized_metric_stops_the_sweep_before_any_trial(sweeper, sweep_args, tmp_path):
+    sweep_dir = tmp_path / "typo"
+    search = ["optimizer.lr=1e-3,3e-3"] if sweeper == "grid" else OPTUNA
+    args = [*sweep_args, "logger=csv", *search, "optimized_metric=best/val/los",
+            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    result = train_multirun(args, tmp_path)
+    assert result.returncode == 2, output(result)
+    assert (
+        "error: optimized_metric=best/val/los is not a metric the trials will return (CausalLMModule, "
+        "run_test=false); it could be: best/val/loss, " in result.stderr
+    )
+    assert "Traceback" not in result.stderr and "#0 :" not in printed(result)
+    assert not list(sweep_dir.glob("*/metrics.json")) and not list(sweep_dir.glob("*/checkpoints"))
+
+
+def test_tpe_models_the_results_after_its_startup_trials(sweep_args, tmp_path):
+    """4 trials, the first 2 random: trials 2 and 3 are what TPE draws from the results of the ones before."""
+    sweep_dir = tmp_path / "tpe"
+    args = [*sweep_args, "logger=csv", "hparams_search=clm_lr_warmup", "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.sampler.n_startup_trials=2", f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    result = train_multirun(args, tmp_path)
+    assert result.returncode == 0, output(result)
+    storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    trials = optuna.load_study(study_name="clm_wikitext2-sweep-tpe", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    sampler = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.sweeper.sampler
+    assert sampler.n_startup_trials == 2
+
+    def replay(values, sampler):
+        """The parameters the sampler asks for when told these results, one trial after the other."""
+        study = optuna.create_study(direction="minimize", sampler=sampler)
+        asked = []
+        for value in values:
+            trial = study.ask(trials[0].distributions)
+            asked.append(trial.params)
+            study.tell(trial, value)
+        return asked
+
+    values = [t.value for t in trials]
+    assert replay(values, instantiate(sampler)) == [t.params for t in trials]  # the sweep is TPE's own draw
+    swapped = replay([values[1], values[0], *values[2:]], instantiate(sampler))
+    assert swapped[:2] == [t.params for t in trials[:2]]  # start-up: random, whatever the results
+    assert swapped[2] != trials[2].params  # then drawn from a model of the results: other results, other draw
+    random = replay(values, optuna.samplers.RandomSampler(seed=sampler.seed))
+    assert random[:2] == swapped[:2] and random[2] != trials[2].params
+
+
+def kill_in_trial(args: list[str], cwd: Path, sweep_dir: Path, trial: int, signum: int) -> tuple[int, str]:
+    """Run the sweep; once trial ``trial - 1`` has completed and trial ``trial`` is training (it has saved its
+    first checkpoint), send ``signum`` to the sweep process. Return its exit code and what it printed."""
+    log = cwd / f"killed-{trial}.log"
+    env = {**os.environ, "HOME": str(cwd / "home")}
+    before, running = sweep_dir / str(trial - 1) / "job.json", sweep_dir / str(trial) / "checkpoints"
+
+    def training() -> bool:
+        return before.exists() and any(running.glob("step*.ckpt"))
+
+    with log.open("w") as out:
+        sweep = subprocess.Popen([sys.executable, str(ROOT / "train.py"), "-m", *args], cwd=cwd, env=env,
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not training() and sweep.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        finished = sweep.poll() is not None or (sweep_dir / str(trial) / "job.json").exists()
+        assert not finished, log.read_text()[-3000:]
+        sweep.send_signal(signum)
+        code = sweep.wait(timeout=120)
+    return code, log.read_text()
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=["SIGTERM", "SIGINT"]
+)
+def test_a_killed_sweep_reruns_only_its_missing_trials(signum, sweep_args, tmp_path):
+    """2 trials wanted; the signal comes in trial 1. The same command again trains trial 1's parameters
+    again, as trial 2 (a new folder, from the start), and does not train trial 0 again."""
+    sweep_dir, name = tmp_path / "killed", signal.Signals(signum).name
+    # 60 steps a trial, validated every 20: the signal comes after trial 1's first validation, as it trains
+    args = [*sweep_args, "logger=csv", "hparams_search=clm_lr_warmup", "hydra.sweeper.n_trials=2",
+            "trainer.max_steps=60", "trainer.val_check_interval=20", f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    code, killed = kill_in_trial(args, tmp_path, sweep_dir, 1, signum)
+    assert code == 128 + signum, killed[-3000:]
+    if signum == signal.SIGTERM:  # Lightning stops the training after its batch and saves a checkpoint
+        assert json.loads((sweep_dir / "1" / "metrics.json").read_text())["status"] == "preempted"
+        assert list((sweep_dir / "1" / "checkpoints").glob("sigterm-step*.ckpt"))
+    assert f"The sweep was interrupted ({name}): 1 of 2 trials finished" in killed
+    assert "2 trials (1 completed, 1 interrupted)" in (sweep_dir / "summary.md").read_text()
+    trained = (sweep_dir / "0" / "metrics.json").stat().st_mtime_ns
+
+    rerun = train_multirun(args, tmp_path)
+    assert rerun.returncode == 0, output(rerun)
+    assert "1 of 2 trials finished" in printed(rerun)
+    storage = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    trials = optuna.load_study(study_name="clm_wikitext2-sweep-killed", storage=storage).trials
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials[1].user_attrs["error"] == f"interrupted ({name})"
+    assert trials[2].params == trials[1].params and trials[2].user_attrs["rerun_of"] == 1
+    assert [sum(text.count(f"#{n} :") for text in (killed, printed(rerun))) for n in range(3)] == [1, 1, 1]
+    assert (sweep_dir / "0" / "metrics.json").stat().st_mtime_ns == trained  # not trained again
+    assert sorted(p.name for p in sweep_dir.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+    assert "3 trials (2 completed, 1 interrupted)" in (sweep_dir / "summary.md").read_text()
+    assert yaml.safe_load((sweep_dir / "best.yaml").read_text())["trials"]["completed"] == 2

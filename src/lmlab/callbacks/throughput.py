@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from lmlab.data.base import BaseDataModule
+from lmlab.errors import ConfigError
 from lmlab.scale.flops import device_peak_tflops, training_flops_per_token
 
 
@@ -39,6 +40,11 @@ class Throughput(Callback):
     """
 
     def __init__(self, peak_tflops: float | str | None = "auto") -> None:
+        if not (peak_tflops is None or peak_tflops == "auto" or _positive_number(peak_tflops)):
+            raise ConfigError(
+                f"callbacks.throughput.peak_tflops={peak_tflops!r}: give the device's peak TFLOP/s (a positive "
+                "number), auto (known GPUs) or null (no MFU)"
+            )
         self.peak_tflops = peak_tflops
         self.flops_per_token: float | None = None
         self.tokens_seen = 0
@@ -100,3 +106,7 @@ class Throughput(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.tokens_seen = int(state_dict.get("tokens_seen", 0))
+
+
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0

@@ -45,21 +45,30 @@ def load_tokenizer_for_eval(path_or_name: str) -> tuple[PreTrainedTokenizerBase,
     path = Path(path_or_name).expanduser()
     if path.is_file():
         meta = checkpoint_metadata(read_checkpoint(path), path)
-        return _tokenizer_from_files(meta["tokenizer_files"]), meta["config"]
+        return tokenizer_from_files(meta["tokenizer_files"]), meta["config"]
     info = _export_info(path)
     return _hub_tokenizer(path_or_name), info.get("config", {})
 
 
 def _export_info(path: Path) -> dict[str, Any]:
     """What ``export_hf`` wrote beside the model (head, training config, metrics); empty for other folders."""
-    return json.loads((path / EXPORT_INFO).read_text()) if (path / EXPORT_INFO).is_file() else {}
+    info = path / EXPORT_INFO
+    if not info.is_file():
+        return {}
+    try:
+        return json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(
+            f"ckpt_path={path}: {info} is damaged ({e}); restore it or export the model again"
+        ) from None
 
 
 def _hub_tokenizer(path_or_name: str) -> PreTrainedTokenizerBase:
     return load_pretrained_or_explain(AutoTokenizer.from_pretrained, str(path_or_name), "ckpt_path")
 
 
-def _tokenizer_from_files(files: dict[str, bytes]) -> PreTrainedTokenizerBase:
+def tokenizer_from_files(files: dict[str, bytes]) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in a checkpoint (``RunMetadata``: its files' bytes by name)."""
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             (Path(tmp) / name).write_bytes(data)
@@ -83,6 +92,6 @@ def _from_lightning_checkpoint(path: Path):
             f"{path}: weights do not match the saved model config (missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     model.tie_weights()
-    tokenizer = _tokenizer_from_files(meta["tokenizer_files"])
+    tokenizer = tokenizer_from_files(meta["tokenizer_files"])
     set_special_token_ids(model, tokenizer)
     return model, tokenizer, head, meta["config"]

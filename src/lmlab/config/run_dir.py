@@ -32,7 +32,11 @@ def run_dir(base: str, resume: Any, overrides: Any, now: str | None = None) -> s
         candidates = []
         for folder in Path(base).glob("*"):
             saved = folder / ".hydra" / "overrides.yaml"
-            if saved.is_file() and _comparable(yaml.safe_load(saved.read_text())) == wanted:
+            try:
+                same = saved.is_file() and _comparable(yaml.safe_load(saved.read_text())) == wanted
+            except (OSError, yaml.YAMLError):  # a damaged folder of an earlier run is not this command's
+                same = False
+            if same:
                 candidates.append(folder)
         if candidates:
             return str(max(candidates, key=lambda p: p.stat().st_mtime))

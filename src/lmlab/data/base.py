@@ -4,7 +4,8 @@ Every lmlab DataModule subclasses ``BaseDataModule``. The training stage (``lmla
 evaluators (``lmlab.evaluation``) use only what is declared here, in this order:
 
 1. ``set_head(head)``: the model head may decide the layout (generation: encoder-decoder or decoder-only).
-2. ``check(need_train)``: find every configured split before any expensive work.
+2. ``check(need_train)``: find every configured split before any expensive work;
+   ``check_loader_settings()``: the loader settings (workers, batch sizes) torch would refuse.
 3. ``sequence_length``, ``fixed_length``, ``length_field``: what the model must accept, and whether every
    sequence has exactly that length (packed LM blocks) or at most that length (padded batches).
 4. ``prepare_tokenizer()``, then ``prepare_data()``/``setup()`` (Lightning's hooks).
@@ -17,7 +18,9 @@ evaluators (``lmlab.evaluation``) use only what is declared here, in this order:
    restricts what is read to the stages an evaluator needs, instead of editing the data config.
 
 Subclasses provide the data (``train_dataset``, ``eval_datasets``) and say what differs (``collate_fn``,
-their own checks); the split bookkeeping, batch sizes and loaders live here.
+their own checks); the split bookkeeping, batch sizes and loaders live here. Loaders are made inside
+``lmlab.errors.config_stage``: loader settings torch rejects (``data.num_workers=-1``) are a ConfigError,
+found by ``check_loader_settings()`` already.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lmlab.data.loaders import train_loader
 from lmlab.data.tokenizer import TokenizerSpec
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, config_stage
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +129,13 @@ class BaseDataModule(LightningDataModule):
             stages = [stage for stage, s in self.splits.items() if s == split]
             log.warning("Stages %s all read the %r split; their metrics are not independent", stages, split)
 
+    def check_loader_settings(self) -> None:
+        """Make a loader with the configured settings over no data (cheap): values torch rejects fail now."""
+        with config_stage("data loader", "data"):
+            DataLoader(
+                [], batch_size=self.eval_batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory
+            )
+
     def describe_data(self) -> dict[str, str]:
         """Where each stage's data is read from (recorded in ``metrics.json`` and the export)."""
         return {stage: self.source.describe(split) for stage, split in self.splits.items()}
@@ -186,10 +196,12 @@ class BaseDataModule(LightningDataModule):
         return None
 
     def train_dataloader(self) -> StatefulDataLoader:
-        return train_loader(
-            self.train_dataset(), self.batch_size, self.seed, self.trainer, self.collate_fn,
-            self.num_workers, self.DROP_LAST,
-        )  # fmt: skip
+        dataset = self.train_dataset()
+        with config_stage("data loader", "data"):
+            return train_loader(
+                dataset, self.batch_size, self.seed, self.trainer, self.collate_fn, self.num_workers,
+                self.DROP_LAST,
+            )  # fmt: skip
 
     def eval_loader(
         self, stage: str, batch_size: int | None = None, max_samples: int | None = None
@@ -203,16 +215,17 @@ class BaseDataModule(LightningDataModule):
         for dataset in self.eval_datasets(stage):
             if max_samples is not None and max_samples < len(dataset):
                 dataset = Subset(dataset, range(max_samples))
-            loaders.append(
-                DataLoader(
-                    dataset,
-                    batch_size=batch_size or self.eval_batch_size,
-                    shuffle=False,
-                    collate_fn=self.collate_fn,
-                    num_workers=self.num_workers,
-                    pin_memory=self.pin_memory and torch.cuda.is_available(),
+            with config_stage("data loader", "data"):
+                loaders.append(
+                    DataLoader(
+                        dataset,
+                        batch_size=batch_size or self.eval_batch_size,
+                        shuffle=False,
+                        collate_fn=self.collate_fn,
+                        num_workers=self.num_workers,
+                        pin_memory=self.pin_memory and torch.cuda.is_available(),
+                    )
                 )
-            )
         return loaders[0] if len(loaders) == 1 else loaders
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:

@@ -87,6 +87,18 @@ class LMDataModule(BaseDataModule):
     def fixed_length(self) -> bool:
         return True
 
+    def check(self, need_train: bool = True) -> None:
+        super().check(need_train)
+        if not need_train:  # evaluation selects the splits it reads on purpose
+            return
+        read = set(self.splits.values())
+        for split in sorted(self.source.named_splits() - read):
+            stage = split if split in ("validation", "test") else "test"
+            log.warning(
+                "data.source.files.%s is set, but no stage reads the %r split, so it is not used. To use it: "
+                "data.splits.%s=%s; otherwise remove the entry", split, split, stage, split,
+            )  # fmt: skip
+
     def prepare_data(self) -> None:
         """Tokenize and cache every split (once per machine: later calls and other processes reuse it)."""
         tokenizer = self.prepare_tokenizer()

@@ -32,17 +32,41 @@ def read_records(path: str | Path, encoding_errors: str = "strict") -> Iterator[
     if fmt == "jsonl":
         yield from read_jsonl(path, encoding_errors)
     elif fmt in ("csv", "tsv"):
-        reader = csv.DictReader(
-            read_lines(path, encoding_errors), dialect="excel" if fmt == "csv" else "excel-tab"
-        )
-        for row in reader:
+        for line, row in read_delimited(path, fmt, encoding_errors):
             if None in row:
-                raise DataError(
-                    f"{path}:{reader.line_num}: more fields than the header has columns ({reader.fieldnames})"
-                )
-            yield reader.line_num, row
+                raise DataError(f"{path}:{line}: more fields than the header has columns ({list(row)[:-1]})")
+            yield line, row
     else:
         raise DataError(f"{path}: unknown table format; use .jsonl, .csv or .tsv (optionally .gz)")
+
+
+def read_delimited(
+    path: str | Path, fmt: str, encoding_errors: str = "strict"
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, row)`` of a CSV (``fmt="csv"``) or TSV file, keyed by its header line; extra
+    fields of a row are under the key None. Broken quoting (a quoted field that never closes, as in a file cut
+    short, or text after a closing quote) is a DataError naming the line."""
+    reader = csv.DictReader(
+        read_lines(path, encoding_errors), dialect="excel" if fmt == "csv" else "excel-tab", strict=True
+    )
+    start = 1  # the line the row being read starts on
+    try:
+        if reader.fieldnames is None:  # reads the header now: no header, no rows
+            return
+        start = reader.line_num + 1
+        for row in reader:
+            yield reader.line_num, row
+            start = reader.line_num + 1
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):
+            raise DataError(
+                f"{path}:{start}: a quoted field opened on this line never closes (the file ends inside "
+                "it; it may be truncated). Close the quote, or restore the complete file"
+            ) from None
+        raise DataError(
+            f"{path}:{start}: not valid {fmt.upper()} in the row that starts on this line ({e}). A field that "
+            "starts with a quote must end with one, and quotes inside it are doubled"
+        ) from None
 
 
 def read_jsonl(path: str | Path, encoding_errors: str = "strict") -> Iterator[tuple[int, dict[str, Any]]]:
@@ -51,10 +75,13 @@ def read_jsonl(path: str | Path, encoding_errors: str = "strict") -> Iterator[tu
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(
+                line.rstrip("\n")
+            )  # a line cut short: "unterminated", not "control character"
         except json.JSONDecodeError as e:
             raise DataError(
-                f"{path}:{lineno}: not valid JSON ({e.msg}); each line must be one JSON object"
+                f"{path}:{lineno}: not valid JSON at column {e.colno} ({e.msg}); each line must be one JSON "
+                "object (a line cut short means a truncated or damaged file)"
             ) from None
         if not isinstance(record, dict):
             raise DataError(f"{path}:{lineno}: a JSON {type(record).__name__}, not an object")

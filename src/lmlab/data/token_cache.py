@@ -3,7 +3,8 @@
 The cache is keyed by the source's fingerprint and the tokenizer's, not by block size: blocks are views
 cut at load time, so changing ``data.block_size`` reuses the cache. A file lock makes one process build
 it while the others (DDP ranks, parallel sweep jobs) wait and then reuse it; ``meta.json`` is written
-last, so an interrupted build is never mistaken for a finished one.
+last, so an interrupted build is never mistaken for a finished one. A cache damaged afterwards (an
+unreadable ``meta.json``, a ``tokens.bin`` of the wrong size) is a DataError naming the folder to delete.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def build_token_cache(
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder / ".lock")):
         if (folder / "meta.json").is_file():
+            read_meta(folder)  # a damaged cache fails here, before training starts
             return folder
         start = time.perf_counter()
         log.info("Tokenizing %s (%s) into %s", split, source.describe(split), folder)
@@ -94,8 +96,33 @@ def build_token_cache(
 def load_tokens(folder: str | Path) -> np.memmap:
     """The cached token ids as a read-only memory map (nothing is loaded into RAM up front)."""
     folder = Path(folder)
-    meta = json.loads((folder / "meta.json").read_text())
+    meta = read_meta(folder)
     return np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(meta["n_tokens"],))
+
+
+def read_meta(folder: Path) -> dict:
+    """``meta.json`` of a finished cache, checked against ``tokens.bin``; a DataError if they do not fit."""
+    path = folder / "meta.json"
+    try:
+        meta = json.loads(path.read_text())
+        n_tokens, dtype = int(meta["n_tokens"]), np.dtype(meta["dtype"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise _damaged(folder, f"{path} cannot be read ({type(e).__name__}: {e})") from None
+    tokens = folder / "tokens.bin"
+    size = tokens.stat().st_size if tokens.is_file() else None
+    if size != n_tokens * dtype.itemsize:
+        found = "is missing" if size is None else f"has {size} bytes"
+        raise _damaged(
+            folder,
+            f"{tokens} {found}, but {path} says {n_tokens} tokens of {dtype} ({n_tokens * dtype.itemsize} bytes)",
+        )
+    return meta
+
+
+def _damaged(folder: Path, what: str) -> DataError:
+    return DataError(
+        f"damaged token cache: {what}. Fix: delete the folder {folder} (the next run tokenizes the split again)"
+    )
 
 
 def _join(ids: list[list[int]], ends: list[bool], separator: int, dtype) -> np.ndarray:

@@ -3,7 +3,8 @@
 Trained tokenizers are byte-level BPE (GPT-2 style, for causal LMs: every byte sequence is representable,
 so no word is ever lost to an unknown token) or WordPiece (BERT style, for masked LMs: unseen words are
 split into known pieces, ``##``-continued). They are cached by corpus and settings, and saved with every
-run and export.
+run and export; a cached tokenizer that cannot be read is a DataError naming the file and the folder to
+delete.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, DataError
 from lmlab.utils.io import atomic_write_dir
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ class TrainedTokenizer(TokenizerSpec):
             raise ConfigError(
                 f"tokenizer.vocab_size={vocab_size} is too small; use at least 300 (256 bytes + merges)"
             )
+        if min_frequency < 0:
+            raise ConfigError(f"tokenizer.min_frequency={min_frequency} must be 0 or more")
+        if max_lines is not None and max_lines < 1:
+            raise ConfigError(f"tokenizer.max_lines={max_lines} must be at least 1 (or null: every line)")
         self.kind, self.vocab_size, self.min_frequency = kind, vocab_size, min_frequency
         self.lowercase, self.max_lines = lowercase, max_lines
         # strings kept as one token, never split (e.g. WikiText's placeholder for rare words, "<unk>")
@@ -133,7 +138,7 @@ class TrainedTokenizer(TokenizerSpec):
                     tokenizer = self.train(source.iter_lines(train_split))
                 atomic_write_dir(folder, tokenizer.save_pretrained)
                 log.info("Saved the tokenizer to %s", folder)
-        return AutoTokenizer.from_pretrained(str(folder))
+        return _load_cached(folder)
 
     def train(self, lines) -> PreTrainedTokenizerFast:
         """Train on an iterator of ``(line, ends_document)`` pairs and wrap the result for transformers."""
@@ -185,6 +190,19 @@ class TrainedTokenizer(TokenizerSpec):
             sep_token="[SEP]",
             mask_token="[MASK]",
         )
+
+
+def _load_cached(folder: Path) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(str(folder))
+    except Exception as e:  # noqa: BLE001 - whatever the damaged files make the tokenizer library raise
+        from lmlab.models.hub import damaged_json
+
+        why = damaged_json(folder) or f"{type(e).__name__}: {str(e).strip()[:200]}"
+        raise DataError(
+            f"the cached tokenizer in {folder} cannot be read: {why}. Fix: delete the folder {folder} "
+            "(the next run trains the tokenizer again)"
+        ) from None
 
 
 @contextmanager

@@ -81,9 +81,10 @@ def write_predictions(
 
 
 def log_examples_table(
-    loggers: list, key: str, records: list[GenerationRecord], rows: int, step: int
+    loggers: list, key: str, records: list[GenerationRecord], rows: int, step: int | None = None
 ) -> None:
-    """A W&B table (source, reference, prediction) of the first ``rows`` examples, if W&B is logging."""
+    """A W&B table (index, source, reference, prediction) of the first ``rows`` examples, if W&B is logging;
+    training logs it at each generating validation and the test, ``evaluate.py`` once per evaluation."""
     if rows <= 0:
         return
     from lightning.pytorch.loggers import WandbLogger

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.utils import instantiate
@@ -11,13 +11,15 @@ from omegaconf import DictConfig
 
 from lmlab.data.base import BaseDataModule
 from lmlab.data.tokenizer import GivenTokenizer
-from lmlab.errors import ConfigError
+from lmlab.decoding.records import GenerationRecord, log_examples_table
+from lmlab.errors import ConfigError, config_stage
 
 
 @dataclass
 class EvalContext:
     """What every evaluator gets: the evaluation config, the data config (given, or the training one), the
-    loaded model (None for tokenizer reports) and tokenizer, its head, the training config, the device."""
+    loaded model (None for tokenizer reports) and tokenizer, its head, the training config, the device, and
+    the configured experiment loggers (for what is logged besides the metrics, such as examples tables)."""
 
     cfg: DictConfig
     data_cfg: DictConfig
@@ -27,6 +29,7 @@ class EvalContext:
     train_config: dict[str, Any]
     device: str
     evaluation: str = ""  # the kind of evaluation (a key of lmlab.stages.evaluate.EVALUATORS)
+    loggers: list = field(default_factory=list)
 
     def datamodule(
         self, *stages: str, max_samples: int | None = None, kind: type[BaseDataModule] = BaseDataModule
@@ -34,7 +37,8 @@ class EvalContext:
         """The data to evaluate on, reading only ``stages`` (at most ``max_samples`` examples of each) with the
         model's tokenizer; the first stage must have data. ``kind``: the DataModule class this evaluation
         reads (anything else is an error naming the data config), checked before any data is read."""
-        datamodule = instantiate(self.data_cfg, _partial_=True)(tokenizer=GivenTokenizer(self.tokenizer))
+        with config_stage("data", "data"):
+            datamodule = instantiate(self.data_cfg, _partial_=True)(tokenizer=GivenTokenizer(self.tokenizer))
         if not isinstance(datamodule, kind):
             raise ConfigError(
                 f"evaluation={self.evaluation} reads {kind.KIND}, but the data config builds "
@@ -44,6 +48,7 @@ class EvalContext:
             datamodule.set_head(self.head)
         datamodule.select(*stages, max_samples=max_samples)
         datamodule.check(need_train=False)
+        datamodule.check_loader_settings()
         datamodule.check_stage(stages[0])
         return datamodule
 
@@ -58,3 +63,11 @@ class EvalContext:
             enable_model_summary=False,
             default_root_dir=self.cfg.paths.output_dir,
         )
+
+    def log_examples(
+        self, key: str, records: list[GenerationRecord], trained: int | None, default: int
+    ) -> None:
+        """The W&B table of the first examples, as training logs it: ``log_examples`` rows if the evaluation
+        config sets it, else as many as the training run logged (``trained``), else ``default``."""
+        rows = next(r for r in (self.cfg.get("log_examples"), trained, default) if r is not None)
+        log_examples_table(self.loggers, key, records, int(rows))

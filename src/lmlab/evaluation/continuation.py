@@ -3,7 +3,8 @@ score the m generated tokens against the m true ones (BLEU, ROUGE) and for diver
 
 Passages are non-overlapping windows of k + m tokens of the token stream that do not cross a document
 boundary, evenly spread over the split (the same ones every time). Greedy decoding by default, with
-exactly m new tokens (``min_new_tokens = max_new_tokens = m``), so lengths match the references.
+exactly m new tokens (``min_new_tokens = max_new_tokens = m``), so lengths match the references. With W&B,
+the first passages are logged as a table (``<split>/continuations``), as the training callback does.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def evaluate_continuation(ctx: EvalContext) -> tuple[dict[str, float], dict[str,
         Path(cfg.paths.output_dir) / "predictions" / f"continuation_{stage}", records, scores, summary
     )
     summary["predictions"] = str(path)
+    trained = ((ctx.train_config.get("callbacks") or {}).get("continuation") or {}).get("log_examples")
+    ctx.log_examples(f"{stage}/continuations", records, trained, default=10)
     log.info(
         "Continuation of %d passages of %s (%d prompt tokens, %s): %s", len(records), described,
         opts.prompt_tokens, settings.describe(), ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),

@@ -9,7 +9,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from lmlab.data.lm_datamodule import LMDataModule
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, config_stage
 from lmlab.evaluation import EvalContext
 from lmlab.metrics.perplexity import perplexity, sliding_window_perplexity
 from lmlab.models import max_positions
@@ -78,7 +78,8 @@ def masked_lm_metrics(ctx: EvalContext, datamodule: LMDataModule, stage: str, bl
     module = MaskedLMModule(
         ctx.model, ctx.tokenizer, mlm_probability=cfg.mlm_probability, mask_seed=cfg.mask_seed
     )
-    loader = DataLoader(blocks, batch_size=cfg.batch_size, shuffle=False)
+    with config_stage("data loader", "batch_size"):
+        loader = DataLoader(blocks, batch_size=cfg.batch_size, shuffle=False)
     (result,) = ctx.trainer().test(module, dataloaders=loader, verbose=False)
     return {
         f"{stage}/ppl": float(result["test/ppl"]),

@@ -2,7 +2,8 @@
 
 Generates for every example of a split (``max_samples`` caps it) with the settings the model was trained
 with, updated by ``generation.*`` overrides, and scores BLEU, ROUGE, length and diversity; writes the
-predictions next to metrics.json.
+predictions next to metrics.json, and logs the W&B table of the first examples that training logs
+(``<split>/generations``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def evaluate_generation(ctx: EvalContext) -> tuple[dict[str, float], dict[str, A
     }  # fmt: skip
     path = write_predictions(Path(cfg.paths.output_dir) / "predictions" / stage, records, scores, summary)
     summary["predictions"] = str(path)
+    ctx.log_examples(f"{stage}/generations", records, task_cfg.get("log_examples"), default=20)
     log.info(
         "%s generation on %s, %d examples (%s): %s", stage, described, len(records), settings.describe(),
         ", ".join(f"{k}={v:.4g}" for k, v in scores.items()),

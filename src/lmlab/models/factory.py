@@ -1,16 +1,20 @@
 """Build the Transformer: from a config with random weights (size presets) or ``from_pretrained``.
 
 Two steps, so that mistakes surface before any expensive work: ``check()`` reads only the model config
-(block size against the model's positions, a head the architecture has), ``build()`` makes the weights
-once the tokenizer is known (vocabulary size, special token ids).
+(block size against the model's positions, a head the architecture has) and builds the architecture on
+the meta device (no memory, milliseconds), so that values the Hugging Face class rejects fail at once;
+``build()`` makes the weights once the tokenizer is known (vocabulary size, special token ids).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+from pathlib import Path
 from typing import Any
 
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+import torch
+from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from lmlab.errors import ConfigError
 from lmlab.models.heads import HEADS, set_decoder_token_ids, set_special_token_ids
@@ -140,6 +144,12 @@ class ModelFactory:
                     "Use model.implementation=hf"
                 )
             check_native_config(config)
+        remote = {"trust_remote_code": True} if self.trust_remote_code else {}
+        with torch.device("meta"):  # the architecture without weights: what the class rejects fails now
+            HEADS[head].from_config(copy.deepcopy(config), **self._build_kwargs(), **remote)
+
+    def _build_kwargs(self) -> dict[str, Any]:
+        return {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}
 
     def build(
         self, head: str, tokenizer: PreTrainedTokenizerBase, head_config: dict[str, Any] | None = None
@@ -151,10 +161,10 @@ class ModelFactory:
             setattr(config, key, value)
         auto_cls = HEADS[head]
         n_tokens = len(tokenizer)
-        kwargs: dict[str, Any] = {}
-        if self.attn_implementation:
-            kwargs["attn_implementation"] = self.attn_implementation
+        kwargs = self._build_kwargs()
         if self.pretrained:
+            if not self.resize_token_embeddings:
+                self._check_own_vocabulary(tokenizer)  # before any weight is loaded
             model, info = load_pretrained_or_explain(
                 auto_cls.from_pretrained,
                 self.pretrained,
@@ -201,6 +211,26 @@ class ModelFactory:
         # from_pretrained returns the model in eval mode, and Lightning keeps submodule modes as they are:
         # without this, a fine-tuned pretrained model would silently train without dropout.
         return model.train()
+
+    def _check_own_vocabulary(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """A local pretrained folder with its own tokenizer (an lmlab export) learned that tokenizer's ids: the
+        run's must keep them (it may add tokens, e.g. a pad token); another vocabulary is an error."""
+        folder = Path(self.pretrained).expanduser()
+        if not (folder / "tokenizer_config.json").is_file():
+            return
+        try:
+            own = AutoTokenizer.from_pretrained(str(folder)).get_vocab()
+        except Exception:  # noqa: BLE001 - no readable tokenizer there: nothing to compare with
+            return
+        ours = tokenizer.get_vocab()
+        moved = sum(1 for token, i in own.items() if ours.get(token) != i)
+        if moved:
+            raise ConfigError(
+                f"the tokenizer is not the one model {self.pretrained!r} was trained with: {moved} of its "
+                f"{len(own)} tokens are missing or have other ids, so the embeddings would read other tokens. Use "
+                "the model's own tokenizer (tokenizer=pretrained tokenizer.name_or_path=<same as model.pretrained>) "
+                "or set model.resize_token_embeddings=true to train with this one on purpose."
+            )
 
 
 def _report_new_weights(name: str, info: dict[str, Any]) -> None:

@@ -1,4 +1,8 @@
-"""The evaluation stage: load any checkpoint, export or hub model and evaluate it with the metrics of its head."""
+"""The evaluation stage: load any checkpoint, export or hub model and evaluate it with the metrics of its head.
+
+The metrics, the config (secrets masked, as in ``.hydra/``) and, for generated text, the same W&B table of
+examples that training logs go to the configured loggers.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +17,16 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from lmlab.checkpoints import load_model_for_eval, load_tokenizer_for_eval
+from lmlab.config.secrets import scrub, scrub_files
 from lmlab.config.tree import print_config_tree, resolve
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, config_stage
 from lmlab.evaluation import EvalContext
 from lmlab.evaluation.classification import evaluate_classification
 from lmlab.evaluation.continuation import evaluate_continuation
 from lmlab.evaluation.coverage import evaluate_coverage
 from lmlab.evaluation.lm import evaluate_language_model
 from lmlab.evaluation.seq2seq import evaluate_generation
-from lmlab.tracking.loggers import build_loggers
+from lmlab.tracking.loggers import build_loggers, close_loggers
 from lmlab.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -58,7 +63,9 @@ def evaluation_kind(cfg: DictConfig, head: str, train_config: dict[str, Any]) ->
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt_path``; write ``metrics.json`` in the run folder, log it, return the metrics."""
     print_config_tree(cfg)
-    config = resolve(cfg)
+    config = scrub(resolve(cfg))  # what is logged: secrets masked
+    output_dir = Path(cfg.paths.output_dir)
+    scrub_files(output_dir / ".hydra")
     L.seed_everything(cfg.seed)
     if cfg.get("evaluation") == "coverage":  # a tokenizer report: no model weights needed
         model, head = None, "tokenizer"
@@ -75,16 +82,29 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "is unknown: choose it, e.g. data=wikitext2"
         )
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    metrics, summary = EVALUATORS[kind](
-        EvalContext(cfg, data_cfg, model, tokenizer, head, train_config, device, kind)
-    )
-
-    atomic_write_json(
-        Path(cfg.paths.output_dir) / "metrics.json",
-        {"metrics": metrics, "ckpt_path": str(cfg.ckpt_path), "head": head, "evaluation": kind, **summary},
-    )
-    for lg in build_loggers(cfg):
-        lg.log_hyperparams({**config, "evaluation": summary})
-        lg.log_metrics(metrics)
-        lg.finalize("success")
+    with config_stage("device"):
+        torch.empty(0, device=device)
+    with config_stage("logger"):
+        loggers = build_loggers(cfg)
+    status = "failed"
+    try:
+        metrics, summary = EVALUATORS[kind](
+            EvalContext(cfg, data_cfg, model, tokenizer, head, train_config, device, kind, loggers)
+        )
+        atomic_write_json(
+            output_dir / "metrics.json",
+            {
+                "metrics": metrics,
+                "ckpt_path": str(cfg.ckpt_path),
+                "head": head,
+                "evaluation": kind,
+                **summary,
+            },
+        )
+        for lg in loggers:
+            lg.log_hyperparams({**config, "evaluation": scrub(summary)})
+            lg.log_metrics(metrics)
+        status = "success"
+    finally:
+        close_loggers(loggers, status)
     return metrics

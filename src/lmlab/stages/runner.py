@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig
 
-from lmlab.errors import LmlabError
+from lmlab.errors import TRACEBACK_ENV, raise_user_error, user_error
 
 log = logging.getLogger("lmlab")
 
@@ -54,17 +55,26 @@ def _log_to_files(message: str) -> None:
 def run_stage(stage: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> float | None:
     """Run ``stage(cfg)`` and return the value of ``cfg.optimized_metric`` (what sweepers optimize).
 
-    A user error (bad config, data or path) prints one clear message and exits with code 2; in a
-    multirun the exception is re-raised so the sweeper can record the failed job and go on.
+    A user error (bad config, data or path; also one Hydra's ``instantiate`` wrapped, see
+    ``lmlab.errors.user_error``) prints one clear message and exits with code 2, with the traceback behind it
+    only when ``LMLAB_TRACEBACK=1``; in a multirun the exception is re-raised so the sweeper can record the
+    failed job and go on. Any other exception (a bug) keeps its traceback.
     """
     _single_console_log()
     try:
         metrics = stage(cfg)
-    except LmlabError as e:
-        if _in_multirun():
+    except Exception as e:
+        error = user_error(e)
+        if error is None:
             raise
-        _log_to_files(f"error: {e}")
-        print(f"\nerror: {e}", file=sys.stderr)
+        if _in_multirun():
+            if error is e:
+                raise
+            raise_user_error(error, e)
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            traceback.print_exception(e, file=sys.stderr)
+        _log_to_files(f"error: {error}")
+        print(f"\nerror: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     name = cfg.get("optimized_metric")
     if name and name in metrics:

@@ -4,6 +4,11 @@ It reads as the stages of a run, each a function below: check the config and fin
 build the data and the model (cheap checks first, then tokenizer and data preparation); build the Trainer;
 fit, test, predict and export. What a DataModule and a task module offer is written down in
 ``lmlab.data.base.BaseDataModule`` and ``lmlab.tasks.base.TaskModule``.
+
+Everything built from the config is built inside ``lmlab.errors.config_stage(<group>)``: a value that a
+library rejects (torch, transformers, Lightning, Hydra's instantiate) is reported as ``<stage>: <its
+message>`` naming the config group, not as a traceback. A checkpoint to resume from is compared with what the
+run builds (``lmlab.checkpoints.compat``) before any weight is loaded.
 """
 
 from __future__ import annotations
@@ -21,20 +26,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from lmlab.callbacks.history import ValidationHistory
 from lmlab.checkpoints import (
+    ResumeCheckpoint,
     RunMetadata,
-    checkpoint_metadata,
     checkpoint_step,
     export_hf,
     find_resume_checkpoint,
     full_model_state_dict,
     load_best_weights,
-    read_checkpoint,
 )
 from lmlab.config.checks import check_types, check_writable
 from lmlab.config.secrets import scrub, scrub_files
 from lmlab.config.tree import print_config_tree, resolve
 from lmlab.data.base import BaseDataModule
-from lmlab.errors import ConfigError
+from lmlab.errors import ConfigError, config_stage
 from lmlab.models import aux_lm_head, count_parameters
 from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.scale.batching import accumulation_steps
@@ -53,10 +57,11 @@ EXIT_PREEMPTED = 143  # 128 + SIGTERM, what schedulers expect from a job stopped
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (or resume with ``ckpt_path``), test, export; return the metrics dict (sweeps optimize from it)."""
     config, output_dir = _start_run(cfg)
-    ckpt_path, resume_meta = _resume_checkpoint(cfg, output_dir)
+    resume = _resume_checkpoint(cfg, output_dir)
+    ckpt_path = resume.path if resume else None
     L.seed_everything(cfg.seed, workers=True)
-    datamodule, module = _build_data_and_module(cfg)
-    trainer, sigterm = _build_trainer(cfg, config, module, datamodule, ckpt_path, resume_meta, output_dir)
+    datamodule, module = _build_data_and_module(cfg, resume)
+    trainer, sigterm = _build_trainer(cfg, config, module, datamodule, resume, output_dir)
     summary = _describe_run(trainer, module, datamodule, config, output_dir)
     # The launcher's environment is restored afterwards, for the next job of a multirun in this process.
     with LaunchEnvironment():
@@ -86,9 +91,9 @@ def _start_run(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     return config, output_dir
 
 
-def _resume_checkpoint(cfg: DictConfig, output_dir: Path) -> tuple[str | None, dict[str, Any]]:
-    """The checkpoint to continue from (``ckpt_path``, or the newest good one with ``resume=auto``) and its
-    lmlab metadata; read now, so a wrong path fails before any data preparation."""
+def _resume_checkpoint(cfg: DictConfig, output_dir: Path) -> ResumeCheckpoint | None:
+    """The checkpoint to continue from (``ckpt_path``, or the newest good one with ``resume=auto``): its
+    lmlab metadata and weight shapes, read now, so a wrong path fails before any data preparation."""
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("resume") == "auto" and not ckpt_path:
         ckpt_path = find_resume_checkpoint(output_dir)
@@ -101,36 +106,56 @@ def _resume_checkpoint(cfg: DictConfig, output_dir: Path) -> tuple[str | None, d
             f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<file.ckpt> for a given checkpoint"
         )
     if not ckpt_path:
-        return None, {}
-    return str(ckpt_path), checkpoint_metadata(read_checkpoint(ckpt_path), ckpt_path)
+        return None
+    return ResumeCheckpoint.read(ckpt_path)
 
 
-def _build_data_and_module(cfg: DictConfig) -> tuple[BaseDataModule, TaskModule]:
-    """Cheap checks first (data paths, model against data, task settings), then the tokenizer (trained once
-    and cached), the data preparation (once per machine), the model and the task module."""
-    module_cls: type[TaskModule] = get_class(cfg.task._target_)
-    datamodule: BaseDataModule = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))
-    factory = instantiate(cfg.model)
+def _build_data_and_module(
+    cfg: DictConfig, resume: ResumeCheckpoint | None
+) -> tuple[BaseDataModule, TaskModule]:
+    """Cheap checks first (data paths, model against data, task settings, the checkpoint to resume against
+    the architecture), then the tokenizer (trained once and cached), the data preparation (once per
+    machine), the model, the task module and its optimizer."""
+    with config_stage("task"):
+        module_cls: type[TaskModule] = get_class(cfg.task._target_)
+    with config_stage("tokenizer"):
+        tokenizer_spec = instantiate(cfg.tokenizer)
+    with config_stage("data"):
+        datamodule: BaseDataModule = instantiate(cfg.data, _partial_=True)(tokenizer=tokenizer_spec)
+    with config_stage("model"):
+        factory = instantiate(cfg.model)
     datamodule.set_head(module_cls.HEAD)  # the data layout may depend on the head (generation)
     datamodule.check()
-    factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
-    module_cls.check_config(cfg.task)
+    datamodule.check_loader_settings()
+    with config_stage("model"):
+        factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
+    with config_stage("task"):
+        module_cls.check_config(cfg.task)
+    if resume:
+        resume.check_plan(cfg.task._target_, module_cls.HEAD, factory.hf_config().to_dict())
 
-    tokenizer = datamodule.prepare_tokenizer()
+    with config_stage("tokenizer"):
+        tokenizer = datamodule.prepare_tokenizer()
     module_cls.check_tokenizer(tokenizer)
-    datamodule.prepare_data()
-    model = factory.build(module_cls.HEAD, tokenizer, datamodule.head_config())
-    extra = datamodule.module_kwargs()
-    if cfg.task.get("aux_lm_weight"):
-        extra["aux_lm"] = aux_lm_head(factory.pretrained, model, tokenizer)
+    with config_stage("data"):
+        datamodule.prepare_data()
+    with config_stage("model"):
+        model = factory.build(module_cls.HEAD, tokenizer, datamodule.head_config())
+        extra = datamodule.module_kwargs()
+        if cfg.task.get("aux_lm_weight"):
+            extra["aux_lm"] = aux_lm_head(factory.pretrained, model, tokenizer)
+    with config_stage("optimizer"):
+        optimizer = instantiate(cfg.optimizer)
+    with config_stage("scheduler"):
+        scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # Runtime objects are passed to a partial, not through Hydra (which would turn them into configs).
-    module = instantiate(cfg.task, _partial_=True)(
-        model=model,
-        tokenizer=tokenizer,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-        **extra,
-    )
+    with config_stage("task"):
+        module = instantiate(cfg.task, _partial_=True)(
+            model=model, tokenizer=tokenizer, optimizer=optimizer, scheduler=scheduler, **extra
+        )
+    module.build_optimizer()  # once now: values torch rejects fail before the Trainer starts
+    if resume:
+        resume.check_module(module)  # weights and tokenizer, before Lightning loads any weight
     known = module.logged_metrics()
     monitor = (cfg.get("monitor") or {}).get("metric")
     if known is not None and monitor and monitor not in known:
@@ -141,16 +166,26 @@ def _build_data_and_module(cfg: DictConfig) -> tuple[BaseDataModule, TaskModule]
     return datamodule, module
 
 
-def _build_trainer(cfg, config, module, datamodule, ckpt_path, resume_meta, output_dir):
+def _build_trainer(cfg, config, module, datamodule, resume, output_dir):
     """The Trainer with the configured callbacks and loggers, plus lmlab's own (checkpoint metadata, SIGTERM
     saves, validation history), and the gradient accumulation derived from the global batch."""
     metadata = RunMetadata(config, module.HEAD, module.tokenizer)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c and "_target_" in c]
-    loggers = build_loggers(cfg, ckpt_path, resume_meta.get("wandb_run_id"))
+    callbacks = []
+    for name, callback in (cfg.get("callbacks") or {}).items():
+        if callback and "_target_" in callback:
+            with config_stage(f"callbacks.{name}"):
+                callbacks.append(instantiate(callback))
+    with config_stage("logger"):
+        loggers = build_loggers(
+            cfg, resume.path if resume else None, resume.meta.get("wandb_run_id") if resume else None
+        )
     sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
-    trainer = instantiate(
-        cfg.trainer, callbacks=[*callbacks, metadata, sigterm, ValidationHistory()], logger=loggers or False
-    )
+    with config_stage("trainer"):
+        trainer = instantiate(
+            cfg.trainer,
+            callbacks=[*callbacks, metadata, sigterm, ValidationHistory()],
+            logger=loggers or False,
+        )
     metadata.wandb_run_id = wandb_run_id(loggers)
     trainer.accumulate_grad_batches = accumulation_steps(
         datamodule.batch_size, trainer.world_size, cfg.get("global_batch_size"), cfg.get("global_batch_tokens"),
@@ -182,7 +217,9 @@ def _describe_run(trainer, module, datamodule, config, output_dir) -> dict[str, 
 def _fit_test_export(cfg, trainer, module, datamodule, config, output_dir, summary, ckpt_path) -> dict:
     """Fit; load the best weights; test and predict where the data has those stages; export; metrics.json."""
     history = next(cb for cb in trainer.callbacks if isinstance(cb, ValidationHistory))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # Settings Lightning itself refuses only once it runs (a validation interval longer than an epoch)
+    with config_stage("training", "trainer", kinds=(ValueError, TypeError), library_only=True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = _float_metrics(trainer.callback_metrics)
 
     if trainer.interrupted:

@@ -6,7 +6,8 @@ Failure tolerance, storage and resume live here, in one place (Optuna's ask-and-
   the sweep goes on (``max_failures`` stops it after that many);
 - a job that finishes without ``optimized_metric`` stops the sweep at once, listing what train returned;
 - finished trials in the storage count toward ``n_trials``: started again with the same storage and study
-  name, a sweep runs only the rest (a trial cut short by Ctrl-C is marked interrupted and run again).
+  name, a sweep runs only the rest. A trial cut short (Ctrl-C, SIGTERM: ``lmlab.sweeps.stop_signals``) is
+  marked interrupted and does not count; the resumed sweep trains its parameters again as a new trial.
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import Trial, TrialState
 
 from lmlab.errors import ConfigError, LmlabError
-from lmlab.sweeps.metric import check_optimized_metric, normalize_direction
+from lmlab.sweeps.metric import check_metric_is_returned, check_optimized_metric, normalize_direction
 from lmlab.sweeps.naming import sweep_name
 from lmlab.sweeps.outcome import describe_error, job_dir_of, judge, read_json
 from lmlab.sweeps.records import JOB_INFO
 from lmlab.sweeps.results import SweepSummary
 from lmlab.sweeps.search_space import SearchSpace, check_keys_exist, check_probes_compose, parse_search_space
 from lmlab.sweeps.settings import LmlabOptunaSweeperConf
-from lmlab.sweeps.study import INTERRUPTED, n_finished, open_study, records_from_study
+from lmlab.sweeps.stop_signals import StopSignals
+from lmlab.sweeps.study import INTERRUPTED, enqueue_reruns, n_finished, open_study, records_from_study
 from lmlab.sweeps.summary import write_summary, write_summary_safely
 
 log = logging.getLogger("lmlab.sweeps")
@@ -71,7 +73,7 @@ class OptunaSweep:
                 "search space (hparams_search=clm_tpe) or write e.g. optimizer.lr='tag(log, interval(1e-4, 1e-2))'"
             )
         check_keys_exist(space, cfg)
-        check_probes_compose(space, self.compose)
+        check_metric_is_returned(metric, check_probes_compose(space, self.compose))
 
         sweep_dir = Path(str(cfg.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +83,8 @@ class OptunaSweep:
         self._prepare(study, space)
         log_params = {p.name for p in space.params.values() if p.log_scale}
         try:
-            self._loop(study, space, metric, n_jobs)
+            with StopSignals() as signals:
+                self._run_loop(study, space, metric, n_jobs, signals)
         finally:  # also when the sweep stops early: the summary of what ran
             summary = write_summary_safely(
                 lambda: write_summary(
@@ -112,6 +115,9 @@ class OptunaSweep:
                         f"(searched: {', '.join(space.params)})"
                     )
                 study.enqueue_trial(params)
+        again = enqueue_reruns(study)
+        if again:
+            log.info("Trials %s were interrupted: their parameters are trained again, as new trials", again)
         running = [t.number for t in trials if t.state == TrialState.RUNNING]
         if running:
             log.warning(
@@ -127,9 +133,31 @@ class OptunaSweep:
             ", ".join(f"{n}: {p.distribution}" for n, p in space.params.items()),
         )  # fmt: skip
 
-    def _loop(self, study: optuna.Study, space: SearchSpace, metric: str, n_jobs: int) -> None:
+    def _run_loop(
+        self, study: optuna.Study, space: SearchSpace, metric: str, n_jobs: int, signals: StopSignals
+    ) -> None:
+        """The loop; interrupted (Ctrl-C, SIGTERM), it says how to resume, and a signal's exit code ends it."""
+        try:
+            self._loop(study, space, metric, n_jobs, signals)
+        except BaseException as e:
+            if signals.received is None and isinstance(e, Exception):
+                raise
+            log.warning(
+                "The sweep was interrupted%s: %d of %d trials finished. Resume it with the same command and "
+                "hydra.sweep.dir=%s (study %s in %s): finished trials are kept, interrupted ones run again.",
+                f" ({signals.name})" if signals.received else "", n_finished(study), self.settings.n_trials,
+                self.config.hydra.sweep.dir, study.study_name, self.settings.storage or "memory (not resumable)",
+            )  # fmt: skip
+            if signals.received is None:
+                raise
+            raise SystemExit(signals.exit_code) from None
+
+    def _loop(
+        self, study: optuna.Study, space: SearchSpace, metric: str, n_jobs: int, signals: StopSignals
+    ) -> None:
         s = self.settings
         while (remaining := int(s.n_trials) - n_finished(study)) > 0:
+            signals.check()
             batch = [study.ask(space.distributions) for _ in range(min(n_jobs, remaining))]
             jobs = []
             for trial in batch:
@@ -141,16 +169,17 @@ class OptunaSweep:
                     continue
                 jobs.append((trial, overrides))
             try:
-                returns = self._launch(jobs)
-            except BaseException as e:  # Ctrl-C, a killed launcher: these trials will run again on resume
+                with signals.launching():
+                    returns = self._launch(jobs)
+            except BaseException as e:  # Ctrl-C, SIGTERM, a killed launcher: these trials run again on resume
+                why = (
+                    f"interrupted ({signals.name})"
+                    if signals.received
+                    else f"interrupted: {describe_error(e)}"
+                )
                 for trial, _ in jobs:
                     trial.set_user_attr(INTERRUPTED, True)
-                    self._fail(study, trial, f"interrupted: {describe_error(e) or type(e).__name__}")
-                log.warning(
-                    "The sweep was interrupted. Resume it with the same command and hydra.sweep.dir=%s "
-                    "(study %s in %s): finished trials are kept.",
-                    self.config.hydra.sweep.dir, study.study_name, s.storage or "memory (not resumable)",
-                )  # fmt: skip
+                    self._fail(study, trial, why)
                 raise
             stop: str | None = None
             for (trial, _), job_return in zip(jobs, returns, strict=True):

@@ -157,15 +157,19 @@ def check_keys_exist(space: SearchSpace, config: DictConfig) -> None:
             )
 
 
-def check_probes_compose(space: SearchSpace, compose: Callable[[list[str]], Any]) -> None:
-    """Compose the config at the edges of the space, so a bad group choice fails before any trial."""
+def check_probes_compose(space: SearchSpace, compose: Callable[[list[str]], Any]) -> Any:
+    """Compose the config at the edges of the space, so a bad group choice fails before any trial; return
+    the first one composed (what ``compose`` returned)."""
+    first = None
     for overrides in space.probes():
         try:
-            compose(overrides)
+            config = compose(overrides)
         except Exception as e:  # noqa: BLE001 - Hydra raises several kinds
             raise ConfigError(
                 f"hydra.sweeper.params: the trial with {overrides[-1]} does not compose: {e}"
             ) from None
+        first = config if first is None else first
+    return first
 
 
 def _flat_keys(config: DictConfig) -> Iterator[str]:

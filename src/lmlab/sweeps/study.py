@@ -14,6 +14,7 @@ from lmlab.sweeps.records import TrialRecord
 log = logging.getLogger("lmlab.sweeps")
 
 INTERRUPTED = "interrupted"  # user attribute of a trial the sweep was stopped in (Ctrl-C, scheduler)
+RERUN_OF = "rerun_of"  # user attribute of the trial that runs an interrupted one again: its number
 _STATUS = {
     TrialState.COMPLETE: "completed",
     TrialState.FAIL: "failed",
@@ -48,6 +49,21 @@ def counts_toward_n_trials(trial: FrozenTrial) -> bool:
     if trial.state == TrialState.FAIL:
         return not trial.user_attrs.get(INTERRUPTED, False)
     return trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def enqueue_reruns(study: optuna.Study) -> list[int]:
+    """Enqueue each interrupted trial's parameters once more (a resumed sweep trains them again, from the
+    start, as a new trial); return the numbers of the trials enqueued again."""
+    trials = study.get_trials(deepcopy=False)
+    done = {t.user_attrs.get(RERUN_OF) for t in trials}
+    again = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL and t.user_attrs.get(INTERRUPTED) and t.number not in done
+    ]
+    for trial in again:
+        study.enqueue_trial(dict(trial.params), user_attrs={RERUN_OF: trial.number})
+    return [t.number for t in again]
 
 
 def n_finished(study: optuna.Study) -> int:

@@ -10,8 +10,9 @@ import sys
 
 from omegaconf import DictConfig, OmegaConf
 
+from lmlab.config.secrets import masked_argv
 from lmlab.sweeps.results import SweepSummary
-from lmlab.tracking.wandb import resolve_wandb_mode
+from lmlab.tracking.wandb import choose_wandb_mode
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,32 @@ def log_summary_to_wandb(summary: SweepSummary, config: DictConfig) -> str | Non
     if settings is None:
         return None
     try:
-        mode = resolve_wandb_mode(settings.get("mode") or "auto")
+        mode = choose_wandb_mode(
+            settings.get("mode") or "auto",
+            str(summary.sweep_dir),
+            float(settings.get("connect_timeout") or 10),
+        )
         if mode == "disabled":
             return None
         import wandb
 
-        run = wandb.init(
-            project=settings.get("project") or "lmlab",
-            entity=settings.get("entity"),
-            group=summary.name,
-            name=f"{summary.name}-summary",
-            job_type="sweep-summary",
-            dir=str(summary.sweep_dir),
-            mode=mode,
-            config={"metric": summary.metric, "direction": summary.direction, "trials": len(summary.records)},
-            reinit="finish_previous",
-        )
+        with masked_argv():  # W&B records the process arguments: secrets masked
+            run = wandb.init(
+                project=settings.get("project") or "lmlab",
+                entity=settings.get("entity"),
+                group=summary.name,
+                name=f"{summary.name}-summary",
+                job_type="sweep-summary",
+                dir=str(summary.sweep_dir),
+                mode=mode,
+                config={
+                    "metric": summary.metric,
+                    "direction": summary.direction,
+                    "trials": len(summary.records),
+                },
+                reinit="finish_previous",
+                settings={"init_timeout": float(settings.get("init_timeout") or 60)},
+            )
         columns = ["number", "status", summary.metric_label, "duration_s", *summary.param_names, "error"]
         rows = [
             [

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import LightningModule
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from lmlab.errors import ConfigError, NonFiniteLossError
+from lmlab.errors import ConfigError, NonFiniteLossError, config_stage
 from lmlab.optim import fused_on_cpu, param_groups
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,11 @@ class TaskModule(LightningModule):
       called before data preparation (default: nothing to check).
     - ``logged_metrics()``: the names of the metrics the module logs, to check ``monitor.metric`` before
       training (default None: unknown, not checked).
+    - ``build_optimizer()``: the configured optimizer on the module's parameters; the training stage builds
+      one before the Trainer, so that values torch rejects (``optimizer.lr=-1``) fail before training.
+
+    The optimizer, the schedule and ``torch.compile`` are built inside ``lmlab.errors.config_stage``: what
+    torch or transformers reject there is a ConfigError naming the config group, not a traceback.
 
     Args:
         model: the Transformer (its state dict keys are saved under ``model.``).
@@ -93,24 +98,32 @@ class TaskModule(LightningModule):
     def configure_model(self) -> None:
         if self.compile_model and not self._compiled:
             options = dict(self.compile_model) if isinstance(self.compile_model, Mapping) else {}
-            self.model.compile(**options)  # in place: parameters and state-dict keys are unchanged
+            with config_stage("compile", "task.compile"):
+                self.model.compile(**options)  # in place: parameters and state-dict keys are unchanged
             self._compiled = True
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """The configured optimizer over the whole module: the model and any extra head (e.g. an auxiliary LM
+        head sharing the model's body), weight decay on matrices only; fused on CPUs where it pays."""
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured: set the optimizer group (e.g. optimizer=adamw)")
         weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        # the whole module: the model and any extra head (e.g. an auxiliary LM head sharing the model's body)
         groups = param_groups(self, weight_decay)
         precision = self.trainer.precision if self._trainer is not None else None
-        optimizer = self.optimizer_factory(
-            params=groups, **fused_on_cpu(self.optimizer_factory, groups, precision)
-        )
+        with config_stage("optimizer"):
+            return self.optimizer_factory(
+                params=groups, **fused_on_cpu(self.optimizer_factory, groups, precision)
+            )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.build_optimizer()
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(
-            optimizer=optimizer, total_steps=self.trainer.estimated_stepping_batches
-        )
+        # Lightning sets up the training data to count the steps; what it refuses there is a trainer setting
+        with config_stage("training", "trainer", kinds=(ValueError, TypeError), library_only=True):
+            total_steps = self.trainer.estimated_stepping_batches
+        with config_stage("scheduler"):
+            scheduler = self.scheduler_factory(optimizer=optimizer, total_steps=total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def checked_loss(self, loss: torch.Tensor, batch: Any) -> torch.Tensor | None:

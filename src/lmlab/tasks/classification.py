@@ -76,9 +76,13 @@ class SequenceClassificationModule(TaskModule):
     def predictions(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.squeeze(-1).float() if self.spec.is_regression else logits.argmax(-1)
 
-    def _generator(self, salt: int) -> torch.Generator:
+    def _generator(self, salt: int, batch_idx: int) -> torch.Generator:
+        """A generator seeded by the step: a resumed run augments and masks as an uninterrupted one did. The
+        micro-batches of one step (gradient accumulation) and the ranks draw different numbers."""
+        seed = self.seed * 1_000_003 + (self.global_step + 1) * 7919 + salt
+        seed += 104_729 * batch_idx + 15_485_863 * self.global_rank
         gen = torch.Generator(device=self.device)
-        gen.manual_seed((self.seed * 1_000_003 + self.global_step * 7919 + salt) % (2**63 - 1))
+        gen.manual_seed(seed % (2**63 - 1))
         return gen
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
@@ -86,14 +90,14 @@ class SequenceClassificationModule(TaskModule):
             mask_id = self.tokenizer.mask_token_id
             mask_id = mask_id if mask_id is not None else self.tokenizer.unk_token_id
             batch = self.augmentation(
-                batch, self.special_ids, mask_id, self.tokenizer.pad_token_id, self._generator(1)
+                batch, self.special_ids, mask_id, self.tokenizer.pad_token_id, self._generator(1, batch_idx)
             )
         out = self(batch)
         loss = out.loss
         if self.label_smoothing:
             loss = F.cross_entropy(out.logits.float(), batch["labels"], label_smoothing=self.label_smoothing)
         if self.aux_lm_weight:
-            aux = self.auxiliary_lm_loss(batch)
+            aux = self.auxiliary_lm_loss(batch, batch_idx)
             self.log_train("train/aux_lm_loss", aux)
             loss = loss + self.aux_lm_weight * aux
         if self.checked_loss(loss, batch) is None:
@@ -101,13 +105,13 @@ class SequenceClassificationModule(TaskModule):
         self.log_train("train/loss", loss, prog_bar=True)
         return loss
 
-    def auxiliary_lm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def auxiliary_lm_loss(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Masked-LM loss (15% of the tokens, 80/10/10) or next-token loss on the batch's own text."""
         ids, attention = batch["input_ids"], batch.get("attention_mask")
         extra = {k: batch[k] for k in ("attention_mask", "token_type_ids") if k in batch}
         if self.tokenizer.mask_token_id is not None:
             inputs, targets = mask_tokens(ids, self.tokenizer.mask_token_id, len(self.tokenizer), self.special_ids,
-                                          generator=self._generator(2))  # fmt: skip
+                                          generator=self._generator(2, batch_idx))  # fmt: skip
             logits = self.aux_lm(input_ids=inputs, **extra).logits
         else:
             targets = F.pad(ids[:, 1:], (0, 1), value=-100)

@@ -99,6 +99,15 @@ class MaskedLMModule(LanguageModelModule):
         self.check_tokenizer(self.tokenizer)
         if not 0 < mlm_probability < 1:
             raise ConfigError(f"task.mlm_probability={mlm_probability} must be in (0, 1)")
+        if not (
+            0 <= mask_replace_prob <= 1
+            and 0 <= random_replace_prob <= 1
+            and mask_replace_prob + random_replace_prob <= 1
+        ):
+            raise ConfigError(
+                f"task.mask_replace_prob={mask_replace_prob} and task.random_replace_prob={random_replace_prob} "
+                "must each be in [0, 1] and add up to at most 1 (BERT: 0.8 and 0.1)"
+            )
         self.mlm_probability = mlm_probability
         self.mask_replace_prob, self.random_replace_prob = mask_replace_prob, random_replace_prob
         self.mask_seed = mask_seed

@@ -36,3 +36,15 @@ def wandb_run_id(loggers: list) -> str | None:
             run_id = getattr(lg.experiment, "id", None)
             return str(run_id) if isinstance(run_id, str) else None
     return None
+
+
+def close_loggers(loggers: list, status: str = "success") -> None:
+    """Finalize the loggers and finish the W&B run they started, so that the next stage run in this process
+    (a multirun job) starts its own."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in loggers:
+        lg.finalize(status)
+        run = getattr(lg, "_experiment", None) if isinstance(lg, WandbLogger) else None
+        if run is not None and hasattr(run, "finish"):
+            run.finish(exit_code=0 if status == "success" else 1)

@@ -10,7 +10,8 @@ from lmlab.data.sources.glue import GlueSource
 from lmlab.data.sources.labeled import ClassificationSpec, Example
 from lmlab.data.sources.pairs import Pair, PairSource
 from lmlab.data.sources.table import TableSource
-from lmlab.data.sources.text import HubTextSource, Lines, TextFilesSource, TextSource, WikiTextSource
+from lmlab.data.sources.text import HubTextSource, Lines, TextFilesSource, TextSource
+from lmlab.data.sources.wikitext import WikiTextSource
 
 __all__ = [
     "ClassificationSpec",

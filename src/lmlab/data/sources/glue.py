@@ -23,6 +23,7 @@ from lmlab.data.sources.labeled import (
 )
 from lmlab.data.sources.locate import file_fingerprint, first_file, load_hub_split
 from lmlab.data.sources.text import Lines
+from lmlab.data.text_io import read_lines
 from lmlab.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,31 @@ csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 def read_tsv(
     path: Path, columns: Columns, labels: tuple[str, ...] | None, bad_rows: str, quoting: int = csv.QUOTE_NONE
 ) -> list[Example]:
-    """Read a GLUE-style TSV: tab-separated, quotes are literal text (MRPC, SST-2), UTF-8 with optional BOM."""
+    """Read a GLUE-style TSV: tab-separated, quotes are literal text (MRPC, SST-2), UTF-8 with optional BOM.
+
+    Text that is not UTF-8 or not TSV is a DataError naming the file and the line."""
+    try:
+        return _read_tsv(path, columns, labels, bad_rows, quoting)
+    except UnicodeDecodeError:
+        for _ in read_lines(path):  # raises the DataError that names the line and the byte
+            pass
+        raise
+    except csv.Error as e:
+        raise DataError(f"{path}: not valid TSV ({e}); fix or restore the file") from None
+
+
+def _read_tsv(
+    path: Path, columns: Columns, labels: tuple[str, ...] | None, bad_rows: str, quoting: int
+) -> list[Example]:
     errors = RowErrors(bad_rows, str(path))
     out: list[Example] = []
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=quoting)
-        header = next(reader) if columns.header else None
+        header = next(reader, None) if columns.header else None
+        if columns.header and header is None:
+            raise DataError(
+                f"{path}: the file is empty; restore it (GLUE release layout) or remove the folder"
+            )
         width = len(header) if header else None
 
         def col(name: str | int | None) -> int | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from lmlab.data.sources.locate import first_file
 from lmlab.data.tables import table_format
-from lmlab.data.text_io import open_binary
+from lmlab.data.text_io import read_raw_lines
 from lmlab.errors import ConfigError
 
 
@@ -53,5 +53,4 @@ def existing(path: str, tried: list[str]) -> Path | None:
 
 
 def count_lines(path: Path) -> int:
-    with open_binary(path) as f:
-        return sum(1 for _ in f)
+    return sum(1 for _ in read_raw_lines(path))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from lmlab.data.sources.labeled import (
 )
 from lmlab.data.sources.locate import file_fingerprint
 from lmlab.data.sources.text import Lines
-from lmlab.data.tables import read_jsonl  # importing tables also lifts csv's field size limit
+from lmlab.data.tables import read_delimited, read_jsonl
 from lmlab.data.text_io import check_file
 from lmlab.errors import ConfigError, DataError
 
@@ -71,9 +70,10 @@ class TableSource:
             else:
                 # Not tables.read_records: any other suffix is read as CSV here, and a row with more
                 # fields than the header is kept (its extra fields are ignored), not refused.
-                delimiter = "\t" if ".tsv" in path.suffixes else ","
-                with open(path, encoding="utf-8-sig", newline="") as f:
-                    records = list(csv.DictReader(f, delimiter=delimiter))
+                fmt = "tsv" if ".tsv" in path.suffixes else "csv"
+                records = [
+                    {k: v for k, v in row.items() if k is not None} for _, row in read_delimited(path, fmt)
+                ]
             if records:
                 missing = [c for c in self.text_columns if c not in records[0]]
                 if missing:

@@ -1,4 +1,5 @@
-"""Language-model text sources: WikiText, local text/JSONL files, any hub text dataset.
+"""Language-model text sources: the ``TextSource`` protocol, local text/JSONL files, any hub text dataset
+(WikiText: ``lmlab.data.sources.wikitext``).
 
 A source yields ``(line, ends_document)`` pairs for a split, so that the token cache can put an
 end-of-text token between documents without ever holding a whole corpus in memory. ``TextSource`` is
@@ -9,16 +10,18 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import re
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lmlab.data.sources.locate import file_fingerprint, first_file, hub_fingerprint, load_hub_split
+from lmlab.data.sources.locate import file_fingerprint, hub_fingerprint, load_hub_split
 from lmlab.data.tables import read_records
 from lmlab.data.text_io import check_file, read_lines
 from lmlab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 Lines = Iterator[tuple[str, bool]]
 
@@ -42,102 +45,9 @@ class TextSource(ABC):
     def describe(self, split: str) -> str:
         """Where the split is read from, for logs."""
 
-
-# --------------------------------------------------------------------------------------------- WikiText
-_WIKITEXT_TITLE = re.compile(r"^ = [^=].* = $")
-_WIKITEXT_NAMES = ("wikitext-2", "wikitext-103")
-
-
-def wikitext_documents(lines: Iterable[str]) -> Lines:
-    """Mark article ends in WikiText: an article ends right before the next top-level ' = Title = ' line
-    (blank lines before the first title belong to the first article)."""
-    prev: str | None = None
-    has_text = False
-    for line in lines:
-        if prev is not None:
-            has_text = has_text or bool(prev.strip())
-            end = has_text and bool(_WIKITEXT_TITLE.match(line.rstrip("\n")))
-            yield prev, end
-            has_text = has_text and not end
-        prev = line
-    if prev is not None:
-        yield prev, True
-
-
-class WikiTextSource(TextSource):
-    """WikiText-2/103, tokenized (``wiki.*.tokens``) or raw (``wiki.*.raw``).
-
-    Looked for under ``data_dir`` in the official release layout (``wikitext-2/wiki.train.tokens``,
-    ``wikitext-2-raw/wiki.train.raw``) or the pytorch/examples layout (``wikitext-2/train.txt``), then on
-    the hub (``Salesforce/wikitext``). Split names: train, valid (alias validation), test.
-    """
-
-    def __init__(
-        self,
-        data_dir: str,
-        name: str = "wikitext-2",
-        variant: str = "tokenized",
-        hub_path: str = "Salesforce/wikitext",
-        encoding_errors: str = "strict",
-    ) -> None:
-        if name not in _WIKITEXT_NAMES:
-            raise ConfigError(f"data.source.name={name!r} is not one of {_WIKITEXT_NAMES}")
-        if variant not in ("tokenized", "raw"):
-            raise ConfigError(f"data.source.variant={variant!r} must be 'tokenized' or 'raw'")
-        self.data_dir = Path(data_dir)
-        self.name, self.variant, self.hub_path = name, variant, hub_path
-        self.encoding_errors = encoding_errors
-        self._resolved: dict[str, Path | Any] = {}
-
-    @staticmethod
-    def _split(split: str) -> str:
-        split = {"validation": "valid"}.get(split, split)
-        if split not in ("train", "valid", "test"):
-            raise ConfigError(f"WikiText has splits train, valid and test, not {split!r} (see data.splits)")
-        return split
-
-    def _candidates(self, split: str) -> list[Path]:
-        if self.variant == "raw":
-            folder = self.data_dir / f"{self.name}-raw"
-            return [folder / f"wiki.{split}.raw", folder / f"{split}.txt"]
-        folder = self.data_dir / self.name
-        return [folder / f"wiki.{split}.tokens", folder / f"{split}.txt"]
-
-    def _resolve(self, split: str) -> Path | Any:
-        split = self._split(split)
-        if split not in self._resolved:
-            candidates = self._candidates(split)
-            found: Path | Any = first_file(candidates, f"{self.name} {split} split")
-            if found is None:
-                config = f"{self.name}-raw-v1" if self.variant == "raw" else f"{self.name}-v1"
-                hub_split = {"valid": "validation"}.get(split, split)
-                tried = [f"local file {p}: not found" for p in candidates]
-                what = f"{self.name} ({self.variant}) {split} split"
-                found = load_hub_split(self.hub_path, config, hub_split, what, tried)
-            self._resolved[split] = found
-        return self._resolved[split]
-
-    def check(self, splits: Sequence[str]) -> None:
-        for split in splits:
-            self._resolve(split)
-
-    def fingerprint(self, split: str) -> str:
-        found = self._resolve(split)
-        if isinstance(found, Path):
-            return f"wikitext-file-{file_fingerprint([found])}"
-        return f"wikitext-hub-{hub_fingerprint(found)}"
-
-    def describe(self, split: str) -> str:
-        found = self._resolve(split)
-        return str(found) if isinstance(found, Path) else f"hub {self.hub_path} ({self.name}, {self.variant})"
-
-    def iter_lines(self, split: str) -> Lines:
-        found = self._resolve(split)
-        if isinstance(found, Path):
-            lines: Iterable[str] = read_lines(found, self.encoding_errors)
-        else:
-            lines = (row["text"] if row["text"].endswith("\n") else row["text"] + "\n" for row in found)
-        yield from wikitext_documents(lines)
+    def named_splits(self) -> set[str]:
+        """Splits the config names files for explicitly (a split named but read by no stage is a warning)."""
+        return set()
 
 
 # ------------------------------------------------------------------------------------------ local files
@@ -175,6 +85,9 @@ class TextFilesSource(TextSource):
         self.val_every = round(1 / val_fraction) if val_fraction > 0 else 0
         self.encoding_errors = encoding_errors
         self._resolved: dict[str, list[Path]] = {}
+
+    def named_splits(self) -> set[str]:
+        return set(self.patterns)
 
     def _holds_out(self) -> bool:
         """Validation documents are taken from the training files (no validation files were given)."""
