@@ -30,7 +30,7 @@ os.environ.pop("LMLAB_CACHE_DIR", None)
 
 import torch  # noqa: E402
 
-from lmlab.config.resolvers import register_resolvers  # noqa: E402
+from lmlab.stages.resolvers import register_resolvers  # noqa: E402
 
 torch.set_num_threads(1)
 register_resolvers()

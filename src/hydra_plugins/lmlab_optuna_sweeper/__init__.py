@@ -5,7 +5,7 @@ The loop itself is ``lmlab.sweeps.optuna_sweep`` and its settings ``lmlab.sweeps
 the plugin class and registers the configs with Hydra. Imports run one way: from here into ``lmlab``.
 """
 
-from lmlab.config.resolvers import register_resolvers
+from lmlab.stages.resolvers import register_resolvers
 
 # Hydra imports its plugins in every process that composes a config (sweep jobs on SLURM too).
 register_resolvers()

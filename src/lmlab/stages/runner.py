@@ -30,7 +30,7 @@ def _in_multirun() -> bool:
 
 def set_runtime_defaults() -> None:
     """Environment defaults that must be set before torch/tokenizers start threads, and the config resolvers."""
-    from lmlab.config.resolvers import register_resolvers
+    from lmlab.stages.resolvers import register_resolvers
 
     register_resolvers()
     # The Rust tokenizer's thread pool does not survive fork() (DataLoader workers); silence its warning.

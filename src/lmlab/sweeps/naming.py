@@ -1,6 +1,6 @@
 """Names that tie the jobs of a sweep together: the W&B group and run name, the Optuna study name.
 
-Registered as OmegaConf resolvers (``lmlab.sweep_group``, ``lmlab.job_run_name``) by ``lmlab.config.resolvers``, so
+Registered as OmegaConf resolvers (``lmlab.sweep_group``, ``lmlab.job_run_name``) by ``lmlab.stages.resolvers``, so
 ``conf/logger/wandb.yaml`` groups single runs by experiment and every job of a multirun by its sweep.
 """
 
