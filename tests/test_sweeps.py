@@ -276,9 +276,10 @@ def kill_in_trial(args: list[str], cwd: Path, sweep_dir: Path, trial: int, signu
     return code, log.read_text()
 
 
-@pytest.mark.parametrize(
-    "signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)], ids=["SIGTERM", "SIGINT"]
-)
+# Through the real CLI, 30-40 s each: in `pytest -m slow`. The default suite covers the same loop in-process
+# (tests/test_sweep_loop.py::test_sigterm_stops_the_sweep_with_143_and_its_trial_runs_again).
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_killed_sweep_reruns_only_its_missing_trials(signum, sweep_args, tmp_path):
     """2 trials wanted; the signal comes in trial 1. The same command again trains trial 1's parameters
     again, as trial 2 (a new folder, from the start), and does not train trial 0 again."""
