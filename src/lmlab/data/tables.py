@@ -13,7 +13,6 @@ from lmlab.data.text_io import read_lines
 from lmlab.errors import DataError
 
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv")
 
 
 def table_format(path: str | Path) -> str | None:

@@ -8,7 +8,6 @@ loaded architecture has, and a knob the architecture lacks is an error naming th
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
@@ -90,7 +89,3 @@ def freeze(model: PreTrainedModel, embeddings: bool = False, layers: int = 0) ->
     if n:
         log.info("Froze %.2fM parameters (embeddings: %s, first %d layers)", n / 1e6, embeddings, layers)
     return n
-
-
-def regularization_summary(config: PretrainedConfig) -> dict[str, Any]:
-    return {f: getattr(config, f) for fs in DROPOUT_FIELDS.values() for f in fs if hasattr(config, f)}
