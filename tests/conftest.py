@@ -241,7 +241,8 @@ GLUE_TINY = [
 class SignalAtStep:
     """A Lightning callback that sends a signal to its own process after `step` optimizer steps (tests only):
     SIGKILL to simulate `kill -9`, SIGTERM to simulate a preemption. With `once_file`, only the first run
-    that reaches the step is signalled, so the very same command can be run again to resume."""
+    that reaches the step is signalled (on each of its ranks), so the very same command can be run again to
+    resume."""
 
     def __new__(cls, step: int, signal: str = "SIGKILL", once_file: str | None = None):
         import os
@@ -251,9 +252,11 @@ class SignalAtStep:
 
         class _Signal(Callback):
             def on_train_batch_end(self, trainer, *args, **kwargs):
-                if trainer.global_step == step and not (once_file and Path(once_file).exists()):
-                    if once_file:
-                        Path(once_file).touch()
+                # one file per rank: every rank of a multi-process run is killed once
+                once = Path(f"{once_file}.rank{trainer.global_rank}") if once_file else None
+                if trainer.global_step == step and not (once and once.exists()):
+                    if once:
+                        once.touch()
                     os.kill(os.getpid(), getattr(signals, signal))
 
         return _Signal()

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from conftest import ROOT, TINY, compose
+from omegaconf import OmegaConf
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lmlab.errors import ConfigError
@@ -64,11 +65,20 @@ def test_ddp_inside_a_multirun(wikitext_dir, tmp_path):
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"paths.log_dir={tmp_path / 'logs'}",
     ]
-    result = run_cli(args, tmp_path)
+    result = run_cli([*args, "logger=many"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = sorted((tmp_path / "logs").rglob("metrics.json"))
     assert len(metrics) == 2 and {p.parent.name for p in metrics} == {"0", "1"}
     assert not (tmp_path / "logs" / "clm_wikitext2" / "runs").exists()  # workers started no runs of their own
+    # nothing mixed: each job folder holds its own config, logs of both ranks, export and one W&B run
+    ids = set()
+    for job, lr in zip(sorted(p.parent for p in metrics), (1e-3, 2e-3), strict=True):
+        assert OmegaConf.load(job / "config_resolved.yaml").optimizer.lr == lr
+        assert (job / "train.log").is_file() and (job / "train_rank1.log").is_file()
+        assert (job / "export" / "model.safetensors").is_file() and (job / "csv" / "metrics.csv").is_file()
+        (run,) = (job / "wandb").glob("offline-run-*")
+        ids.add(run.name.rsplit("-", 1)[-1])
+    assert len(ids) == 2
 
 
 @pytest.mark.parametrize(

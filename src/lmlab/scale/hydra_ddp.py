@@ -3,7 +3,8 @@
 Lightning re-runs the entry script for ranks > 0 with the original command line plus ``hydra.run.dir``.
 Inside a multirun (``python train.py -m lr=1e-4,3e-4``) that command is the whole sweep, so every worker
 would start a sweep of its own. Here workers get the job's own overrides (the values chosen for this job)
-and its output folder, without ``-m``: one output folder and one W&B run per training run.
+and its output folder, without ``-m``: one output folder and one W&B run per training run. Each worker logs
+to ``<job>_rank<N>.log`` there (``lmlab.config.run_dir.per_rank``), as under torchrun and srun.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ def hydra_worker_command(local_rank: int) -> tuple[Sequence[str], str]:
     command += [str(o) for o in hydra_cfg.overrides.task]
     command += [
         f"hydra.run.dir={hydra_cfg.runtime.output_dir}",
-        f"hydra.job.name=train_ddp_process_{local_rank}",
         "hydra.output_subdir=null",
     ]
     return command, get_original_cwd()

@@ -44,6 +44,7 @@ from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.scale.batching import accumulation_steps
 from lmlab.scale.hydra_ddp import LaunchEnvironment
 from lmlab.scale.hydra_ddp import install as install_hydra_ddp
+from lmlab.scale.launch import agree, global_rank
 from lmlab.scale.precision import enable_tf32
 from lmlab.tasks.base import TaskModule
 from lmlab.tracking.loggers import build_loggers, wandb_run_id
@@ -86,8 +87,9 @@ def _start_run(cfg: DictConfig) -> tuple[dict[str, Any], Path]:
     config = scrub(resolve(cfg))  # what is logged and saved: secrets masked
     output_dir = check_writable(cfg.paths.output_dir, "paths.output_dir (hydra.run.dir)")
     check_writable(cfg.paths.cache_dir, "paths.cache_dir")
-    scrub_files(output_dir / ".hydra")
-    atomic_write_text(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
+    if global_rank() == 0:  # one record per run, whatever launched the ranks
+        scrub_files(output_dir / ".hydra")
+        atomic_write_text(output_dir / "config_resolved.yaml", OmegaConf.to_yaml(OmegaConf.create(config)))
     return config, output_dir
 
 
@@ -96,7 +98,8 @@ def _resume_checkpoint(cfg: DictConfig, output_dir: Path) -> ResumeCheckpoint | 
     lmlab metadata and weight shapes, read now, so a wrong path fails before any data preparation."""
     ckpt_path = cfg.get("ckpt_path")
     if cfg.get("resume") == "auto" and not ckpt_path:
-        ckpt_path = find_resume_checkpoint(output_dir)
+        # under torchrun/srun, rank 0 chooses and every rank continues from the same checkpoint
+        ckpt_path = agree("resume_checkpoint", lambda: str(find_resume_checkpoint(output_dir) or "")) or None
         log.info(
             "resume=auto: %s",
             f"continuing from {ckpt_path}" if ckpt_path else f"no checkpoint in {output_dir}, starting",
