@@ -45,7 +45,12 @@ def start(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Pope
 def torchrun_nodes(
     script: list[str], cwd: Path, nnodes: int, nproc: int
 ) -> list[subprocess.CompletedProcess]:
-    """One torchrun agent per "node", all on this machine, meeting at 127.0.0.1 (static rendezvous)."""
+    """One torchrun agent per "node", all on this machine: ``--standalone`` for one node (the README's
+    command), a static rendezvous at 127.0.0.1 for several."""
+    if nnodes == 1:
+        return finish(
+            [start([TORCHRUN, "--standalone", f"--nproc_per_node={nproc}", *script], cwd, environ())]
+        )
     port = free_port()
     procs = [
         start(

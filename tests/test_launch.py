@@ -14,27 +14,25 @@ from lmlab.checkpoints import checkpoint_step, find_resume_checkpoint
 # Rank 0 decides (its process id), every rank prints what it was told; then the process group Lightning would
 # create at the same address works (under srun it shares the server that rank 0 started for the agreement).
 PROBE = """
-import os, torch.distributed as dist
+import json, os, torch.distributed as dist
 from lmlab.scale.launch import agree, external_launch
 launch = external_launch()
 value = agree("probe", lambda: str(os.getpid()))
 assert agree("probe", lambda: "asked twice") == value
 from lmlab.config.run_dir import run_dir  # each rank's clock gives another folder name: rank 0's wins
-folder = run_dir("logs/runs", None, [], now=f"made-by-rank{launch.rank}").replace("/", ":")
+folder = run_dir("logs/runs", None, [], now=f"made-by-rank{launch.rank}")
 os.environ.setdefault("MASTER_ADDR", launch.address); os.environ.setdefault("MASTER_PORT", str(launch.port))
 dist.init_process_group("gloo", rank=launch.rank, world_size=launch.world_size)
 import torch; t = torch.tensor([launch.rank + 1.0]); dist.all_reduce(t)
-print(f"AGREED {launch.launcher} rank={launch.rank} pid={os.getpid()} value={value} sum={t.item()} folder={folder}")
+seen = dict(pid=str(os.getpid()), value=value, sum=t.item(), folder=folder)
+open(f"agreed.{launch.rank}.json", "w").write(json.dumps(seen))
 dist.destroy_process_group()
 """
 
 
-def agreed(results):
-    lines = [line for r in results for line in r.stdout.splitlines() if line.startswith("AGREED")]
-    return {
-        int(line.split("rank=")[1].split()[0]): dict(kv.split("=") for kv in line.split()[2:])
-        for line in lines
-    }
+def agreed(folder):
+    """What each rank was told, by rank (the probe writes one file per rank: their output interleaves)."""
+    return {int(p.suffixes[0][1:]): json.loads(p.read_text()) for p in folder.glob("agreed.*.json")}
 
 
 @pytest.mark.parametrize("launcher", ["torchrun", "srun"])
@@ -46,11 +44,11 @@ def test_ranks_agree_before_the_process_group_exists(launcher, tmp_path):
     else:
         results = srun_tasks([str(probe)], tmp_path, ntasks=2)
     assert all(r.returncode == 0 for r in results), "\n".join(r.stdout[-2000:] for r in results)
-    ranks = agreed(results)
+    ranks = agreed(tmp_path)
     assert sorted(ranks) == [0, 1]
     assert ranks[0]["value"] == ranks[1]["value"] == ranks[0]["pid"]  # rank 0's choice, on both ranks
-    assert ranks[0]["sum"] == ranks[1]["sum"] == "3.0"
-    assert ranks[0]["folder"] == ranks[1]["folder"] == "logs:runs:made-by-rank0"
+    assert ranks[0]["sum"] == ranks[1]["sum"] == 3.0
+    assert ranks[0]["folder"] == ranks[1]["folder"] == "logs/runs/made-by-rank0"
 
 
 # ---- train.py under each launch path (slow: several multi-process runs each) ----
