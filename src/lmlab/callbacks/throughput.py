@@ -53,9 +53,13 @@ class Throughput(Callback):
         self._window_start: float | None = None
         self._paused_at: float | None = None
 
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Before the strategy wraps the model: FSDP shards its parameters, and a count taken after would be
+        # this rank's shard only. The module is still on the CPU here: the device comes from the strategy.
+        if stage != "fit":
+            return
         if self.peak_tflops == "auto":
-            self.peak_tflops = device_peak_tflops() if pl_module.device.type == "cuda" else None
+            self.peak_tflops = device_peak_tflops() if trainer.strategy.root_device.type == "cuda" else None
         datamodule = trainer.datamodule
         length = datamodule.sequence_length if isinstance(datamodule, BaseDataModule) else None
         if self.peak_tflops and length and hasattr(pl_module, "model"):
