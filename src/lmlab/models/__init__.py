@@ -12,9 +12,11 @@ from lmlab.models.heads import (
     set_special_token_ids,
 )
 from lmlab.models.hub import load_pretrained_or_explain
+from lmlab.models.llama import LlamaFactory
 
 __all__ = [
     "HEADS",
+    "LlamaFactory",
     "ModelFactory",
     "aux_lm_head",
     "count_parameters",

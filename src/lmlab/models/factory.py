@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
+from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from lmlab.errors import ConfigError
@@ -28,10 +30,16 @@ _MAX_POSITION_FIELDS = ("n_positions", "max_position_embeddings", "n_ctx", "max_
 
 
 def max_positions(config: PretrainedConfig) -> int | None:
+    field = _max_position_field(config)
+    return getattr(config, field) if field else None
+
+
+def _max_position_field(config: PretrainedConfig) -> str | None:
+    """The config field holding the model's position limit (``n_positions``, ``max_position_embeddings``, ...)."""
     for field in _MAX_POSITION_FIELDS:
         value = getattr(config, field, None)
         if isinstance(value, int) and value > 0:
-            return value
+            return field
     return None
 
 
@@ -41,7 +49,8 @@ class ModelFactory:
     Args:
         pretrained: hub name or local folder; when set, weights are loaded and ``config`` entries override
             fields of the pretrained config (e.g. dropout).
-        model_type: architecture for models built from scratch (``gpt2``, ``llama``, ``bert``, ...).
+        model_type: architecture for models built from scratch (``gpt2``, ``llama``, ``bert``, ...); the
+            ``llama_*`` presets use ``lmlab.models.LlamaFactory``, which picks it from their MLP and QK-norm.
         config: fields of the Hugging Face config (size preset).
         attn_implementation: ``sdpa`` (fast fused attention), ``eager`` or ``flash_attention_2``.
         resize_token_embeddings: for pretrained models, grow the embedding matrix on purpose when the
@@ -75,7 +84,12 @@ class ModelFactory:
             raise ConfigError("the model config needs model.pretrained (name or path) or model.model_type")
         self.pretrained = str(pretrained) if pretrained else None
         self.model_type = model_type
-        self.overrides = dict(config or {})
+        # plain containers: Hugging Face's config classes type-check nested fields (rope_parameters)
+        self.overrides = (
+            OmegaConf.to_container(config, resolve=True)
+            if OmegaConf.is_config(config)
+            else dict(config or {})
+        )
         self.attn_implementation = attn_implementation
         self.resize_token_embeddings = resize_token_embeddings
         self.pad_vocab_multiple = max(1, int(pad_vocab_multiple))
@@ -105,6 +119,8 @@ class ModelFactory:
             else:
                 try:
                     self._config = AutoConfig.for_model(self.model_type, **self.overrides)
+                except StrictDataclassError as e:  # a field value the config class refuses
+                    raise ConfigError(f"model.config: {e.__cause__ or e}") from None
                 except ValueError as e:
                     raise ConfigError(f"model.model_type={self.model_type!r}: {e}") from None
             applied = apply_dropout(self._config, self.dropout)
@@ -128,7 +144,7 @@ class ModelFactory:
             raise ConfigError(
                 f"{length_field}={block_size} is larger than the model's maximum positions ({limit}, model "
                 f"{self.describe()!r}). Lower {length_field}, or for a model built from scratch raise its "
-                f"position limit (e.g. model.config.n_positions={block_size})."
+                f"position limit (e.g. model.config.{_max_position_field(config)}={block_size})."
             )
         if config.model_type == "gpt2" and not uses_bias(config) and self.implementation != "native":
             raise ConfigError(
@@ -144,9 +160,14 @@ class ModelFactory:
                     "Use model.implementation=hf"
                 )
             check_native_config(config)
+        self.meta_model(head)  # what the class rejects fails now
+
+    def meta_model(self, head: str) -> PreTrainedModel:
+        """The architecture on the meta device: shapes without weights (no memory, milliseconds), e.g. to
+        check which parameters an optimizer would get before any data work."""
         remote = {"trust_remote_code": True} if self.trust_remote_code else {}
-        with torch.device("meta"):  # the architecture without weights: what the class rejects fails now
-            HEADS[head].from_config(copy.deepcopy(config), **self._build_kwargs(), **remote)
+        with torch.device("meta"):
+            return HEADS[head].from_config(copy.deepcopy(self.hf_config()), **self._build_kwargs(), **remote)
 
     def _build_kwargs(self) -> dict[str, Any]:
         return {"attn_implementation": self.attn_implementation} if self.attn_implementation else {}

@@ -40,6 +40,7 @@ from lmlab.config.tree import print_config_tree, resolve
 from lmlab.data.base import BaseDataModule
 from lmlab.errors import ConfigError, config_stage
 from lmlab.models import aux_lm_head, count_parameters
+from lmlab.optim import check_optimizer
 from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.scale.batching import accumulation_steps
 from lmlab.scale.hydra_ddp import LaunchEnvironment
@@ -134,6 +135,8 @@ def _build_data_and_module(
         factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
     with config_stage("task"):
         module_cls.check_config(cfg.task)
+    with config_stage("optimizer"):
+        check_optimizer(instantiate(cfg.optimizer), lambda: factory.meta_model(module_cls.HEAD))
     if resume:
         resume.check_plan(cfg.task._target_, module_cls.HEAD, factory.hf_config().to_dict())
 

@@ -11,8 +11,8 @@ import torch
 from lightning.pytorch import LightningModule
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from lmlab import optim
 from lmlab.errors import ConfigError, NonFiniteLossError, config_stage
-from lmlab.optim import fused_on_cpu, param_groups
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class TaskModule(LightningModule):
     Args:
         model: the Transformer (its state dict keys are saved under ``model.``).
         tokenizer: the run's tokenizer (special token ids; not saved by Lightning).
-        optimizer: a partial optimizer (``_partial_: true`` in config); weight decay goes to >= 2-D weights only.
+        optimizer: a partial optimizer (``_partial_: true`` in config): a torch optimizer (weight decay on >= 2-D
+            weights only) or ``lmlab.optim.MuonAdamW``.
         scheduler: a partial of ``lmlab.optim.build_scheduler`` or None for a constant learning rate.
         compile: ``torch.compile`` the model in place (state dict keys stay free of ``_orig_mod.``, so a
             compiled run resumes into an uncompiled one and back); ``true`` or a dict of ``torch.compile``
@@ -104,16 +105,14 @@ class TaskModule(LightningModule):
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The configured optimizer over the whole module: the model and any extra head (e.g. an auxiliary LM
-        head sharing the model's body), weight decay on matrices only; fused on CPUs where it pays."""
+        head sharing the model's body); ``lmlab.optim.build_optimizer`` chooses the parameter groups."""
         if self.optimizer_factory is None:
             raise ConfigError("no optimizer configured: set the optimizer group (e.g. optimizer=adamw)")
-        weight_decay = getattr(self.optimizer_factory, "keywords", {}).get("weight_decay", 0.0)
-        groups = param_groups(self, weight_decay)
-        precision = self.trainer.precision if self._trainer is not None else None
+        trainer = self._trainer
+        precision = trainer.precision if trainer is not None else None
+        strategy = trainer.strategy if trainer is not None else None
         with config_stage("optimizer"):
-            return self.optimizer_factory(
-                params=groups, **fused_on_cpu(self.optimizer_factory, groups, precision)
-            )
+            return optim.build_optimizer(self.optimizer_factory, self, precision, strategy)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.build_optimizer()

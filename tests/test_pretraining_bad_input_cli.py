@@ -1,0 +1,88 @@
+"""Bad settings of the Llama-style presets and of optimizer=muon, end to end: `python train.py` stops with
+exit code 2 and one message naming the override and the fix, without a traceback; the model settings are
+and the optimizer's selection are refused before the tokenizer and the data are prepared (nothing written
+to the cache)."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY
+from test_cli import run_cli
+
+LLAMA = [o for o in TINY if not o.startswith("model=")] + ["model=llama_tiny"]
+
+# name -> (extra arguments, substrings of stderr, refused before data preparation)
+CASES = {
+    "unknown_mlp": (
+        ["model.mlp=swish"],
+        ["error: model.mlp='swish' is not a known MLP type; use one of swiglu, geglu, relu2, gelu"],
+        True,
+    ),
+    "heads_do_not_divide_the_width": (
+        ["model.config.num_attention_heads=3"],
+        [
+            "error: model.config.num_attention_heads=3 does not divide model.config.hidden_size=64",
+            "Use a head count that divides it (e.g. 1, 2, 4)",
+        ],
+        True,
+    ),
+    "kv_heads_do_not_divide_the_heads": (
+        ["model.config.num_key_value_heads=3"],
+        [
+            "error: model.config.num_key_value_heads=3 does not divide model.config.num_attention_heads=4",
+            "Use one of 1, 2, 4",
+        ],
+        True,
+    ),
+    "qk_norm_with_an_ungated_mlp": (
+        ["model.mlp=relu2", "model.qk_norm=true"],
+        ["error: model.qk_norm=true with model.mlp=relu2 (an ungated MLP)", "model.qk_norm=false"],
+        True,
+    ),
+    "muon_with_no_hidden_matrix": (
+        ["optimizer=muon", "optimizer.muon_exclude=['.']"],
+        [
+            "error: optimizer=muon: no 2-D hidden weight matrix is left for Muon to train: "
+            "optimizer.muon_exclude=['.'] excludes all 14 of them",
+            "Narrow optimizer.muon_exclude, or use optimizer=adamw",
+        ],
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_setting_stops_with_a_message(case, tmp_path, wikitext_dir):
+    extra, expected, before_data = CASES[case]
+    run_dir, cache = tmp_path / "run", tmp_path / "cache"
+    args = [
+        *LLAMA,
+        *extra,
+        f"paths.data_dir={wikitext_dir}",
+        f"paths.cache_dir={cache}",
+        f"hydra.run.dir={run_dir}",
+    ]
+    result = run_cli("train.py", args, tmp_path, HYDRA_FULL_ERROR=None)
+    assert result.returncode == 2, result.stderr[-3000:]
+    for text in expected:
+        assert text in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    for name in ("metrics.json", "export", "checkpoints"):
+        assert not (run_dir / name).exists(), name
+    if before_data:  # no tokenizer trained, no tokens written
+        assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_resuming_an_adamw_checkpoint_with_muon(tmp_path, wikitext_dir):
+    """The optimizer state in a checkpoint must be the run's: another optimizer's is refused by name."""
+    args = [*LLAMA, "run_test=false", "export.enabled=false"]
+    args += [f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    first = run_cli("train.py", [*args, f"hydra.run.dir={tmp_path / 'first'}"], tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    ckpt = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    again = [*args, "optimizer=muon", f"ckpt_path={ckpt}", f"hydra.run.dir={tmp_path / 'again'}"]
+    result = run_cli("train.py", again, tmp_path, HYDRA_FULL_ERROR=None)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: the checkpoint's optimizer state does not fit MuonAdamW" in result.stderr
+    assert "[('decay', 15), ('no_decay', 5)]" in result.stderr, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
