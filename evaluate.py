@@ -1,4 +1,4 @@
-"""Evaluate: `python evaluate.py ckpt_path=<.ckpt | export dir | hub name>` (see conf/evaluate.yaml)."""
+"""Evaluate: `python evaluate.py ckpt_path=<.ckpt | checkpoint folder | export dir | hub name>` (see conf/evaluate.yaml)."""
 
 import os
 from pathlib import Path

@@ -147,7 +147,7 @@ def test_compiled_and_uncompiled_checkpoints_are_interchangeable(tiny_overrides,
     AutoModelForCausalLM.from_pretrained(tmp_path / "again" / "export")  # the export loads too
 
 
-@pytest.mark.parametrize("name", ["ddp", "ddp_cpu", "fsdp", "deepspeed", "mps", "gpu", "cpu"])
+@pytest.mark.parametrize("name", ["ddp", "ddp_cpu", "fsdp", "fsdp_cpu", "deepspeed", "mps", "gpu", "cpu"])
 def test_trainer_configs_compose(name, tmp_path):
     cfg = compose([f"trainer={name}"], tmp_path)
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"

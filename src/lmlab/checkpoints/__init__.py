@@ -1,4 +1,5 @@
-"""Checkpoints and exports: written atomically, self-describing, found again on resume, read for evaluation.
+"""Checkpoints and exports: written atomically, self-describing, found again on resume, read for evaluation;
+a checkpoint is a ``.ckpt`` file or, under FSDP and DeepSpeed, a folder (``folders.py``).
 
 Import from here: the files inside may move.
 """
@@ -7,6 +8,7 @@ from lmlab.checkpoints.atomic_io import AtomicCheckpointIO
 from lmlab.checkpoints.compat import ResumeCheckpoint
 from lmlab.checkpoints.eval_loader import load_model_for_eval, load_tokenizer_for_eval
 from lmlab.checkpoints.export import export_hf
+from lmlab.checkpoints.folders import checkpoint_layout
 from lmlab.checkpoints.full_state import full_model_state_dict, load_best_weights
 from lmlab.checkpoints.metadata import RunMetadata
 from lmlab.checkpoints.periodic import PeriodicCheckpoint
@@ -18,6 +20,7 @@ __all__ = [
     "PeriodicCheckpoint",
     "ResumeCheckpoint",
     "RunMetadata",
+    "checkpoint_layout",
     "checkpoint_metadata",
     "checkpoint_step",
     "export_hf",

@@ -20,6 +20,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from lmlab.checkpoints.eval_loader import tokenizer_from_files
+from lmlab.checkpoints.folders import checkpoint_layout
 from lmlab.checkpoints.reader import checkpoint_metadata, read_checkpoint
 from lmlab.errors import CheckpointError
 
@@ -75,15 +76,31 @@ class ResumeCheckpoint:
     path: str
     meta: dict[str, Any]
     shapes: dict[str, tuple[int, ...]]
+    layout: str = "file"  # or a folder's: "fsdp", "deepspeed" (folders.checkpoint_layout)
 
     @classmethod
     def read(cls, path: str | Path) -> ResumeCheckpoint:
-        """Read it (memory-mapped: the weights stay on disk) or raise a CheckpointError saying why it can't be."""
-        ckpt = read_checkpoint(path)
+        """Read it without its weights (a file memory-mapped, a folder's shapes from its index) or raise a
+        CheckpointError saying why it can't be."""
+        ckpt = read_checkpoint(path, weights=False)
         meta = checkpoint_metadata(ckpt, path)
         state = ckpt.get("state_dict") or {}
         shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-        return cls(str(path), meta, shapes)
+        return cls(str(path), meta, shapes, checkpoint_layout(Path(path)) or "file")
+
+    def check_strategy(self, strategy: Any) -> None:
+        """A checkpoint folder is read back by the strategy that wrote it: FSDP's by FSDP, DeepSpeed's by
+        DeepSpeed (Lightning's other strategies load files only)."""
+        from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+
+        needed = {"fsdp": (FSDPStrategy, "trainer=fsdp (trainer=fsdp_cpu on CPUs)"),
+                  "deepspeed": (DeepSpeedStrategy, "trainer=deepspeed")}.get(self.layout)  # fmt: skip
+        if needed and not isinstance(strategy, needed[0]):
+            raise CheckpointError(
+                f"ckpt_path={self.path} is a {self.layout} checkpoint folder, which only the {needed[0].__name__} "
+                f"resumes; this run uses {type(strategy).__name__}. Resume with {needed[1]}; to train on with another "
+                "strategy, start a new run from the run's export (model=pretrained model.pretrained=<run dir>/export)"
+            )
 
     @cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase | None:

@@ -1,6 +1,7 @@
-"""Load a trained model for evaluation from whatever names it: a ``.ckpt``, an export folder or a hub name.
+"""Load a trained model for evaluation from whatever names it: a checkpoint (a ``.ckpt`` file, or an FSDP or
+DeepSpeed checkpoint folder), an export folder or a hub name.
 
-A ``.ckpt`` carries everything needed (model config, head, tokenizer files, training config: see
+A checkpoint carries everything needed (model config, head, tokenizer files, training config: see
 ``metadata.py``); an export folder is a Hugging Face model with lmlab's ``lmlab.json`` beside it.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from lmlab.checkpoints.export import EXPORT_INFO
+from lmlab.checkpoints.folders import checkpoint_layout
 from lmlab.checkpoints.reader import checkpoint_metadata, read_checkpoint
 from lmlab.errors import CheckpointError
 from lmlab.models import HEADS, load_pretrained_or_explain, set_special_token_ids
@@ -22,14 +24,15 @@ from lmlab.models import HEADS, load_pretrained_or_explain, set_special_token_id
 def load_model_for_eval(
     path_or_name: str, head: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str, dict[str, Any]]:
-    """Load ``(model, tokenizer, head, training config)`` from a ``.ckpt``, an export folder or a hub name."""
+    """Load ``(model, tokenizer, head, training config)`` from a checkpoint, an export folder or a hub name."""
     path = Path(path_or_name).expanduser()
-    if path.is_file():
+    if checkpoint_layout(path):
         return _from_lightning_checkpoint(path)
     if path.is_dir() and not (path / "config.json").is_file():
         raise CheckpointError(
-            f"ckpt_path={path}: this folder has no config.json, so it is not a Hugging Face export. "
-            "Give an lmlab export folder (<run dir>/export) or a .ckpt file."
+            f"ckpt_path={path}: this folder has no config.json, so it is not a Hugging Face export, nor a checkpoint "
+            "folder (FSDP: meta.pt and .metadata; DeepSpeed: latest). Give an lmlab export folder (<run dir>/export), "
+            "a .ckpt file or a checkpoint folder (<run dir>/checkpoints/last.ckpt)."
         )
     info = _export_info(path)
     head = head or info.get("head") or "causal_lm"
@@ -40,11 +43,11 @@ def load_model_for_eval(
 
 
 def load_tokenizer_for_eval(path_or_name: str) -> tuple[PreTrainedTokenizerBase, dict[str, Any]]:
-    """Only the tokenizer (and the training config, if any) of a ``.ckpt``, an export or tokenizer folder, or
+    """Only the tokenizer (and the training config, if any) of a checkpoint, an export or tokenizer folder, or
     a hub name: for reports that need no model weights."""
     path = Path(path_or_name).expanduser()
-    if path.is_file():
-        meta = checkpoint_metadata(read_checkpoint(path), path)
+    if checkpoint_layout(path):
+        meta = checkpoint_metadata(read_checkpoint(path, weights=False), path)
         return tokenizer_from_files(meta["tokenizer_files"]), meta["config"]
     info = _export_info(path)
     return _hub_tokenizer(path_or_name), info.get("config", {})

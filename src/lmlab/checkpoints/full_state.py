@@ -10,23 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 
-from lmlab.checkpoints.reader import load_checkpoint_file
+from lmlab.checkpoints.reader import read_checkpoint
 
 
 def is_sharded(trainer: Trainer) -> bool:
-    name = type(trainer.strategy).__name__
-    return name.startswith("FSDP") or name.startswith("DeepSpeed") or name.startswith("ModelParallel")
+    return isinstance(trainer.strategy, (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy))
 
 
 def full_model_state_dict(trainer: Trainer, module: LightningModule) -> dict[str, Any] | None:
     """The model's full state dict on rank 0 (None on other ranks); call on every rank."""
-    name = type(trainer.strategy).__name__
-    if name.startswith("FSDP"):
+    strategy = trainer.strategy
+    if isinstance(strategy, FSDPStrategy):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
+        # offloading to the CPU (where rank 0 alone keeps the result) crashes FSDP when the shards already are
+        # on the CPU (trainer=fsdp_cpu): there every rank gathers the full state instead
+        offload = strategy.root_device.type != "cpu"
         state = get_model_state_dict(
-            trainer.strategy.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+            strategy.model, options=StateDictOptions(full_state_dict=True, cpu_offload=offload)
         )
         prefix = "model."
         return (
@@ -34,7 +37,7 @@ def full_model_state_dict(trainer: Trainer, module: LightningModule) -> dict[str
             if trainer.is_global_zero
             else None
         )
-    if name.startswith("DeepSpeed") and getattr(trainer.strategy, "zero_stage_3", False):
+    if isinstance(strategy, DeepSpeedStrategy) and strategy.zero_stage_3:
         import deepspeed
 
         params = list(module.model.parameters())
@@ -46,10 +49,9 @@ def full_model_state_dict(trainer: Trainer, module: LightningModule) -> dict[str
 
 
 def load_best_weights(trainer: Trainer, module: LightningModule, path: str, datamodule: Any) -> None:
-    """Put the best checkpoint's weights into the module: read directly when the checkpoint is a plain file,
-    through the strategy (a validation pass) when it is sharded."""
+    """Put the best checkpoint's weights into the module: through the strategy (a validation pass) when the
+    model is sharded, else read directly (a file, or a checkpoint folder's consolidated weights)."""
     if is_sharded(trainer):
         trainer.validate(module, datamodule=datamodule, ckpt_path=path, verbose=False)
         return
-    state = load_checkpoint_file(path)["state_dict"]
-    module.load_state_dict(state)
+    module.load_state_dict(read_checkpoint(path)["state_dict"])

@@ -107,7 +107,7 @@ def _resume_checkpoint(cfg: DictConfig, output_dir: Path) -> ResumeCheckpoint | 
         )
     elif cfg.get("resume") not in (None, "auto"):
         raise ConfigError(
-            f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<file.ckpt> for a given checkpoint"
+            f"resume={cfg.resume!r}: use resume=auto, or ckpt_path=<checkpoint file or folder> for a given checkpoint"
         )
     if not ckpt_path:
         return None
@@ -192,6 +192,8 @@ def _build_trainer(cfg, config, module, datamodule, resume, output_dir):
             callbacks=[*callbacks, metadata, sigterm, ValidationHistory()],
             logger=loggers or False,
         )
+    if resume:
+        resume.check_strategy(trainer.strategy)  # a sharded folder needs the strategy that wrote it
     metadata.wandb_run_id = wandb_run_id(loggers)
     trainer.accumulate_grad_batches = accumulation_steps(
         datamodule.batch_size, trainer.world_size, cfg.get("global_batch_size"), cfg.get("global_batch_tokens"),
