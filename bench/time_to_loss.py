@@ -1,0 +1,328 @@
+"""Time to a target validation loss: nanoGPT's recipe against lmlab's GPT-2 and Llama-style recipes.
+
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare|wikitext2 --shape tiny|small
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --quick --corpus wikitext2   # plumbing check, 1.5-2.5 min
+
+The target is nanoGPT's final validation loss after its budget (--budget steps), the mean over the seeds (one
+number for all seeds: the systems share no initialization or data order, so pairing seeds would add noise).
+For every system and seed, the time to target is where its validation curve first reaches the target,
+interpolated linearly in loss between the two evaluations around the crossing; tokens likewise. A system's
+speed-up is nanoGPT's training time for its whole budget (mean over seeds) over the system's mean time to
+target, by the wall clock and by CPU time; the goal is >= 2. Seeds in which a system never reaches the
+target are counted ("reached k/n") and left out of its mean. If nanoGPT's curve went lower before it ended
+(overfitting), the script says so: its budget then overstates the time it needs.
+
+Data: `shakespeare`: char-level tiny Shakespeare, nanoGPT's 90/10 split (bench/train_overhead.py's
+``prepare``); `wikitext2`: lmlab's byte-level BPE (8,192 tokens, conf/tokenizer/bpe.yaml) trained on
+WikiText-2 valid (256,295 tokens), evaluated on WikiText-2 test (the shared copy has no train split:
+`data.splits.train=valid data.splits.validation=test`, as in the README). Every system reads the same lmlab
+token caches. Shapes (train_overhead's SHAPES): tiny = 4 layers x 128, 4 heads, context 64, batch 12
+(nanoGPT's README command for CPUs; budget 2,000 steps, its max_iters there); small = 6 x 384, 6 heads,
+context 256, batch 8 (budget 1,000 steps). No dropout. Every system trains on batch x context tokens a step.
+
+Systems (each run a fresh process; the order rotates with the seed, so no system always runs first):
+  nanogpt      bench/nanogpt_ref.py's model (bias-free) and loop with nanoGPT's shakespeare_char recipe:
+               AdamW lr 1e-3, betas (0.9, 0.99), decay 0.1, clipping 1.0, 100 warm-up steps (a tenth of the
+               budget below 1,000 steps), cosine to lr / 10 at the budget; PyTorch's default AdamW kernel
+  gpt2-adamw   `python train.py model=gpt_tiny` at the shape, today's default recipe: Hugging Face GPT-2
+               with biases, AdamW lr 1e-3, betas (0.9, 0.95), decay 0.1, clipping 1.0, 5% warm-up, cosine
+               to lr / 10
+  llama-adamw  `model=llama_tiny` at the shape (SwiGLU, RoPE, RMSNorm; half as many key/value heads as
+               query heads and an MLP 3 x width wide: 12 x width^2 weights a layer, as GPT-2), same AdamW
+  llama-muon   the same model with `optimizer=muon scheduler=wsd` as shipped: Muon lr 0.02 on the hidden
+               matrices, AdamW lr 3e-3 on the rest; 5% warm-up, 1-sqrt decay over the last 20% down to 0
+Learning rates are each system's shipped defaults, not tuned for this benchmark. --lr SYSTEM=VALUE sets one
+(`optimizer.lr`; Muon's `optimizer.muon.lr`; nanoGPT's peak), --steps SYSTEM=N gives an lmlab system another
+budget (the length of its schedule), --set SYSTEM:KEY=VALUE adds any Hydra override to an lmlab system.
+
+Measurement (bench/loss_clock.py): each system evaluates at step 0, every --eval-every steps (budget / 20 by
+default; the same tokens for all) and at its last step, with one evaluator (``val_loss_nanogpt.val_loss``:
+mean next-token cross-entropy in nats per token over non-overlapping windows of `context` tokens of the
+first --eval-tokens validation tokens, 65,536 by default, 0 for all), on a training clock that stops during
+every evaluation and during Lightning's own validation. Process start-up, data loading and model building
+are off the clock for all; lmlab's logging, progress bar and periodic checkpoints are on it (the real path).
+Tokens: lmlab counts the input ids of its batches; nanoGPT steps x batch x context.
+
+Full runs, 3 seeds each, with the time each takes on this 2-core machine (one torch thread, load 1-1.5;
+half as long again at load 3), estimated from the step rates, evaluation speed and start-up times of --quick
+runs (the script prints the estimate):
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape tiny    # about 35 min
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape tiny      # about 1.5 h
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape small   # about 5.5-6 h
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # about 7-8 h (*)
+(*) extrapolated from the small Shakespeare run and the larger output layer (8,192 tokens): not measured.
+At 2,000 steps the tiny shape sees WikiText-2 valid six times over: watch for the overfitting note. Each run
+writes bench/results/time_to_loss_<corpus>_<shape>.json (--json elsewhere; --quick only with --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from itertools import pairwise
+from pathlib import Path
+
+from common import ROOT, SHARED_DATA, load_now, machine_facts, print_facts, run_child
+from train_overhead import SHAPES, prepare
+
+from lmlab.data.token_cache import load_tokens
+
+SYSTEMS = ("nanogpt", "gpt2-adamw", "llama-adamw", "llama-muon")
+BUDGETS = {"tiny": 2000, "small": 1000}  # nanoGPT's steps
+LR_KEYS = {"gpt2-adamw": "optimizer.lr", "llama-adamw": "optimizer.lr", "llama-muon": "optimizer.muon.lr"}
+EVAL_TOKENS = 65_536  # validation tokens evaluated by default: 59% of Shakespeare's, 21% of WikiText-2 test
+QUICK = dict(budget=40, eval_every=10, eval_tokens=4096)
+
+
+def prepare_wikitext2(work: Path) -> tuple[dict[str, Path], int, list[str]]:
+    """lmlab's BPE trained on WikiText-2 valid; token caches of valid (train) and test (validation)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    overrides = [
+        f"paths.data_dir={SHARED_DATA}", f"paths.cache_dir={work / 'cache'}", "data.splits.train=valid",
+        "data.splits.validation=test", "data.splits.test=null",
+    ]  # fmt: skip
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    dm = instantiate(cfg.data, _partial_=True)(tokenizer=instantiate(cfg.tokenizer))  # as the train stage
+    dm.prepare_data()
+    return dict(dm.cache_folders), len(dm.prepare_tokenizer()), overrides
+
+
+def lmlab_cmd(system: str, shape: dict, steps: int, data: list[str], run_dir: Path, seed: int,
+              clock: dict, extra: list[str]) -> list[str]:  # fmt: skip
+    L, W, H, T, B = (shape[k] for k in ("layers", "width", "heads", "block", "batch"))
+    if system == "gpt2-adamw":
+        model = ["model=gpt_tiny", f"model.config.n_layer={L}", f"model.config.n_embd={W}",
+                 f"model.config.n_head={H}", f"model.config.n_positions={T}"]  # fmt: skip
+    else:  # half the key/value heads and a 3 x width gated MLP: 12 W^2 a layer, as GPT-2's
+        kv = H // 2 if H % 2 == 0 else H
+        model = ["model=llama_tiny", f"model.config.num_hidden_layers={L}", f"model.config.hidden_size={W}",
+                 f"model.config.num_attention_heads={H}", f"model.config.num_key_value_heads={kv}",
+                 f"model.config.intermediate_size={3 * W}"]  # fmt: skip
+    recipe = ["optimizer=muon", "scheduler=wsd"] if system == "llama-muon" else []
+    args = [
+        *data, *model, "model.pad_vocab_multiple=1", *recipe, f"data.block_size={T}", f"data.batch_size={B}",
+        "trainer.accelerator=cpu", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",
+        "trainer.limit_val_batches=4", "trainer.num_sanity_val_steps=0", "run_test=false",
+        "export.enabled=false", "logger=csv", f"seed={seed}", f"hydra.run.dir={run_dir}",
+        "+callbacks.loss_clock._target_=loss_clock.LossClock",
+        *(f"+callbacks.loss_clock.{k}={v}" for k, v in clock.items() if v is not None), *extra,
+    ]  # fmt: skip
+    unique = {a.split("=", 1)[0]: a for a in args}  # a later override of a key wins (Hydra refuses twins)
+    return [sys.executable, "train.py", *unique.values()]
+
+
+def nanogpt_cmd(shape: dict, budget: int, folders: dict, vocab: int, seed: int, clock: dict,
+                lr: str | None) -> list[str]:  # fmt: skip
+    cmd = [sys.executable, "bench/loss_clock.py", "--train-tokens", str(folders["train"]),
+           "--val-tokens", clock["val_tokens"], "--vocab", str(vocab), "--steps", str(budget),
+           "--every", str(clock["every"]), "--seed", str(seed), "--out", clock["out"],
+           "--warmup", str(100 if budget >= 1000 else budget // 10)]  # fmt: skip
+    for name in ("layers", "width", "heads", "block", "batch"):
+        cmd += [f"--{name}", str(shape[name])]
+    if clock.get("eval_tokens"):
+        cmd += ["--eval-tokens", str(clock["eval_tokens"])]
+    return cmd + (["--lr", lr] if lr else [])
+
+
+def crossing(points: list[dict], target: float) -> dict | None:
+    """Time, tokens and step at which the curve first reaches ``target``: linear between evaluations."""
+    if points[0]["loss"] <= target:
+        return dict(points[0])
+    for prev, cur in pairwise(points):
+        if cur["loss"] <= target:
+            f = (prev["loss"] - target) / (prev["loss"] - cur["loss"])
+            return {k: prev[k] + f * (cur[k] - prev[k]) for k in ("wall", "cpu", "tokens", "step")}
+    return None
+
+
+def mean_sd(values: list[float]) -> dict:
+    if not values:
+        return {"mean": None, "sd": None, "n": 0}
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.mean(values), "sd": sd, "n": len(values)}
+
+
+def pm(s: dict, digits: int = 1, scale: float = 1.0) -> str:
+    if s["mean"] is None:
+        return "not reached"
+    return f"{s['mean'] / scale:,.{digits}f} ± {s['sd'] / scale:,.{digits}f}"
+
+
+def keyed(pairs: list[str], sep: str = "=") -> dict[str, list[str]]:
+    """``["sys=value", ...]`` (``sys:key=value`` for --set) as {system: [values]}, systems checked."""
+    out: dict[str, list[str]] = {}
+    for pair in pairs:
+        system, _, value = pair.partition(sep)
+        if system not in SYSTEMS or not value:
+            raise SystemExit(f"{pair!r}: expected SYSTEM{sep}VALUE with SYSTEM one of {', '.join(SYSTEMS)}")
+        out.setdefault(system, []).append(value)
+    return out
+
+
+def report(systems: list[str], runs: dict, facts: dict, config: dict) -> dict:
+    """The target, each system's time and tokens to it, the table, and the result JSON."""
+    seeds = sorted(runs["nanogpt"])
+    finals = [runs["nanogpt"][s]["points"][-1] for s in seeds]
+    target = statistics.mean(p["loss"] for p in finals)
+    ref_wall = statistics.mean(p["wall"] for p in finals)
+    ref_cpu = statistics.mean(p["cpu"] for p in finals)
+    table = {}
+    for system in systems:
+        hits = {s: crossing(r["points"], target) for s, r in runs[system].items()}
+        reached = [h for h in hits.values() if h is not None]
+        last = [r["points"][-1] for r in runs[system].values()]
+        row = {
+            "params": runs[system][seeds[0]]["params"],
+            "reached": f"{len(reached)}/{len(hits)}",
+            "per_seed": hits,
+            **{f"{k}_to_target": mean_sd([h[k] for h in reached]) for k in ("wall", "cpu", "tokens")},
+            "final_loss": mean_sd([p["loss"] for p in last]),
+            "train_wall": mean_sd([p["wall"] for p in last]),
+            "tokens_per_sec": mean_sd([p["tokens"] / p["wall"] for p in last]),
+        }
+        mean_wall, mean_cpu = row["wall_to_target"]["mean"], row["cpu_to_target"]["mean"]
+        row["speedup_wall"] = ref_wall / mean_wall if mean_wall else None
+        row["speedup_cpu"] = ref_cpu / mean_cpu if mean_cpu else None
+        table[system] = row
+    print(
+        f"\ntarget: nanoGPT's final validation loss after {config['budget']:,} steps, mean of {len(seeds)} "
+        f"seeds: {target:.4f} nats/token; nanoGPT's training time for its budget {ref_wall:.1f} s "
+        f"({ref_cpu:.1f} CPU-s)\n\n| system | parameters (non-embedding) | time to target, s | tokens to target "
+        "| reached | final loss | tokens/s | speed-up (wall / CPU) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for system, row in table.items():
+        speed = f"{row['speedup_wall']:.2f} / {row['speedup_cpu']:.2f}" if row["speedup_wall"] else "-"
+        speed = "reference" if system == "nanogpt" else speed
+        print(
+            f"| {system} | {row['params']['total']:,} ({row['params']['non_embedding']:,}) | "
+            f"{pm(row['wall_to_target'])} | {pm(row['tokens_to_target'], 0)} | {row['reached']} | "
+            f"{pm(row['final_loss'], 4)} | {pm(row['tokens_per_sec'], 0)} | {speed} |"
+        )
+    print("\nspeed-up: nanoGPT's training time for its whole budget / the system's time to target; goal >= 2")
+    for seed, run in runs["nanogpt"].items():
+        best, final = min(p["loss"] for p in run["points"]), run["points"][-1]["loss"]
+        if best < final - 0.01:  # its final loss was passed earlier: the reference time is longer than needed
+            print(
+                f"note: nanoGPT seed {seed} reached {best:.4f} before ending at {final:.4f}: it overfits at this "
+                "budget, which flatters every speed-up; a smaller --budget is fairer"
+            )
+    return {"machine": facts, "config": config, "target": target, "nanogpt_budget_wall": ref_wall,
+            "nanogpt_budget_cpu": ref_cpu, "systems": table, "runs": runs}  # fmt: skip
+
+
+def estimate(runs: dict, full_eval: int, evaluated: int, budget: int, seeds: int) -> float:
+    """Seconds a full run would take, from this run's step rates, evaluation speed and start-up times."""
+    total = 0.0
+    for per_seed in runs.values():
+        for r in per_seed.values():
+            last = r["points"][-1]
+            startup = r["child_wall"] - last["wall"] - r["eval_wall"]
+            evals = budget // max(budget // 20, 1) + 1
+            eval_s = r["eval_wall"] / len(r["points"]) * full_eval / evaluated
+            total += (startup + last["wall"] / last["step"] * budget + evals * eval_s) / len(per_seed)
+    return total * seeds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", choices=["shakespeare", "wikitext2"], default="shakespeare")
+    p.add_argument("--shape", choices=sorted(BUDGETS), default="tiny")
+    p.add_argument("--seeds", help="comma-separated (default 0,1,2; --quick: 0,1)")
+    p.add_argument("--budget", type=int, help="nanoGPT's steps (default: tiny 2000, small 1000)")
+    p.add_argument(
+        "--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {SYSTEMS}; needs nanogpt"
+    )
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (default: budget / 20)")
+    p.add_argument(
+        "--eval-tokens",
+        type=int,
+        help=f"evaluate the first N validation tokens (default {EVAL_TOKENS}; 0: all)",
+    )
+    p.add_argument("--lr", action="append", default=[], metavar="SYSTEM=LR", help="a system's peak lr")
+    p.add_argument(
+        "--steps", action="append", default=[], metavar="SYSTEM=N", help="an lmlab system's budget"
+    )
+    p.add_argument("--set", action="append", default=[], metavar="SYSTEM:KEY=VALUE", help="Hydra override")
+    p.add_argument("--quick", action="store_true", help=f"plumbing check: {QUICK}, seeds 0,1, no JSON")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    quick = QUICK if args.quick else {}
+    budget = args.budget or quick.get("budget") or BUDGETS[args.shape]
+    eval_every = args.eval_every or quick.get("eval_every") or max(budget // 20, 1)
+    eval_tokens = quick.get("eval_tokens", EVAL_TOKENS) if args.eval_tokens is None else args.eval_tokens
+    seeds = [int(s) for s in (args.seeds or ("0,1" if args.quick else "0,1,2")).split(",")]
+    systems = args.systems.split(",")
+    if "nanogpt" not in systems or not set(systems) <= set(SYSTEMS):
+        raise SystemExit(
+            f"--systems={args.systems}: give systems of {SYSTEMS}, nanogpt among them (the target)"
+        )
+    lrs = {k: v[-1] for k, v in keyed(args.lr).items()}
+    steps = {k: int(v[-1]) for k, v in keyed(args.steps).items()}
+    sets = keyed(args.set, ":")
+    json_out = args.json or (None if args.quick else ROOT / f"bench/results/time_to_loss_{args.corpus}_{args.shape}.json")  # fmt: skip
+    shape = {k: SHAPES[args.shape][k] for k in ("layers", "width", "heads", "block", "batch")}
+    config = {"corpus": args.corpus, "shape": args.shape, **shape, "budget": budget, "eval_every": eval_every,
+              "eval_tokens": eval_tokens, "seeds": seeds, "systems": systems, "lr": lrs, "steps": steps,
+              "set": sets, "command": " ".join(sys.argv)}  # fmt: skip
+    facts = machine_facts()
+    print_facts(facts)
+    print(f"config: {config}", flush=True)
+    env = {"PYTHONPATH": str(ROOT / "bench"), "TOKENIZERS_PARALLELISM": "false"}
+    runs: dict[str, dict[int, dict]] = {s: {} for s in systems}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lmlab-ttl-") as tmp:
+        work = Path(tmp)
+        if args.corpus == "shakespeare":
+            folders, vocab, data = prepare(work, SHARED_DATA / "tinyshakespeare" / "input.txt")
+        else:
+            folders, vocab, data = prepare_wikitext2(work)
+        n_val = len(load_tokens(folders["validation"])) - 1
+        eval_tokens = min(eval_tokens or n_val, n_val)
+        config["eval_tokens"] = eval_tokens
+        print(f"vocabulary {vocab}; {len(load_tokens(folders['train'])):,} train tokens, {n_val:,} validation "
+              f"tokens ({eval_tokens:,} evaluated)", flush=True)  # fmt: skip
+        for i, seed in enumerate(seeds):
+            for system in systems[i % len(systems) :] + systems[: i % len(systems)]:
+                out = work / f"{system}-{seed}.json"
+                clock = {"out": str(out), "val_tokens": str(folders["validation"]), "context": shape["block"],
+                         "every": eval_every, "eval_tokens": eval_tokens}  # fmt: skip
+                if system == "nanogpt":
+                    cmd = nanogpt_cmd(shape, budget, folders, vocab, seed, clock, lrs.get(system))
+                else:
+                    extra = [f"{LR_KEYS[system]}={lrs[system]}"] if system in lrs else []
+                    run_dir = work / "runs" / f"{system}-{seed}"
+                    cmd = lmlab_cmd(system, shape, steps.get(system, budget), data, run_dir, seed, clock,
+                                    extra + sets.get(system, []))  # fmt: skip
+                t0 = time.perf_counter()
+                run = run_child(cmd, out, env)
+                run["child_wall"], run["load"] = time.perf_counter() - t0, load_now()
+                runs[system][seed] = run
+                last = run["points"][-1]
+                print(
+                    f"seed {seed} {system:11s} loss {run['points'][0]['loss']:.3f} -> {last['loss']:.4f} after "
+                    f"{last['step']} steps, {last['wall']:.1f} s training ({last['tokens'] / last['wall']:,.0f} "
+                    f"tokens/s), {run['eval_wall']:.1f} s evaluating, {run['child_wall']:.1f} s in all "
+                    f"(load {run['load']})",
+                    flush=True,
+                )
+    result = report(systems, runs, facts, config)
+    print(f"this run: {time.perf_counter() - start:.0f} s")
+    if args.quick:
+        full = estimate(runs, min(EVAL_TOKENS, n_val), eval_tokens, BUDGETS[args.shape], 3)
+        print(
+            f"estimated full run (--shape {args.shape}, 3 seeds, default budget and evaluation): {full / 60:.0f} min"
+        )
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2))
+        print(f"written: {json_out}")
+
+
+if __name__ == "__main__":
+    main()
