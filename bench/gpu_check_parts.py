@@ -15,7 +15,7 @@ from lightning.pytorch import Callback
 from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerFast
 
-from lmlab.data.base import BaseDataModule
+from lmlab.data.base import BaseDataModule, BlockLength
 
 GPT2_VOCAB = 50257
 
@@ -44,7 +44,7 @@ class RandomBlocks(Dataset):
         return {"input_ids": torch.randint(0, self.vocab_size, (self.block_size,), generator=g)}
 
 
-class SyntheticTokens(BaseDataModule):
+class SyntheticTokens(BlockLength, BaseDataModule):
     """Random token ids under a GPT-2-sized vocabulary, as ``data._target_=gpu_check.SyntheticTokens``."""
 
     KIND = "random token ids"
@@ -53,18 +53,6 @@ class SyntheticTokens(BaseDataModule):
                  vocab_size: int = GPT2_VOCAB, n_blocks: int = 1 << 20, num_proc: int = 1, **kwargs: Any) -> None:  # fmt: skip
         super().__init__(source, tokenizer, cache_dir, **kwargs)
         self.block_size, self.vocab_size, self.n_blocks = block_size, vocab_size, n_blocks
-
-    @property
-    def sequence_length(self) -> int:
-        return self.block_size
-
-    @property
-    def length_field(self) -> str:
-        return "data.block_size"
-
-    @property
-    def fixed_length(self) -> bool:
-        return True
 
     def check(self, need_train: bool = True) -> None:
         """Nothing to find on disk."""

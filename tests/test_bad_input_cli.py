@@ -180,7 +180,24 @@ def _file(path: Path, content: bytes = b"") -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# each case starts train.py (~9 s); these run with pytest -m slow, the others in the default suite
+SLOW_CASES = {
+    "block_size_beyond_the_model",
+    "damaged_jsonl",
+    "empty_train_split",
+    "invalid_utf8",
+    "missing_checkpoint",
+    "own_check_inside_instantiate",
+    "precision_lightning_rejects",
+    "truncated_gzip_text",
+    "unwritable_cache_dir",
+    "wrong_column",
+}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in sorted(CASES)]
+)
 def test_bad_input_stops_with_a_message(case, tmp_path, wikitext_dir):
     script, extra, code, expected = CASES[case]
     run_dir = tmp_path / "run"

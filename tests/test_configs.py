@@ -48,6 +48,25 @@ def test_experiment_trains(experiment, tiny_overrides, tmp_path, wikitext_dir, s
             f"data.source.files.train={wikitext_dir}/wikitext-2/wiki.train.tokens",
             "data.source.doc_boundary=line",
         ]
+    if experiment.startswith("instruct"):  # a pretrained decoder (LoRA) on instruction data
+        overrides = [
+            o
+            for o in overrides
+            if not o.startswith(("model=", "tokenizer.", "data.block_size", "paths.data"))
+        ]
+        overrides += [f"model.pretrained={small_pretrained_gpt}", "data.max_source_length=64",
+                      "data.max_target_length=16", "task.val_generate_samples=2", "task.generation.num_beams=1"]  # fmt: skip
+        if experiment == "instruct":
+            rows = "".join(f'{{"prompt": "repeat {w}", "response": "{w}"}}\n' for w in ["alpha", "bravo"] * 8)
+            (tmp_path / "i.jsonl").write_text(rows)
+            overrides += [
+                f"data.source.files.train={tmp_path / 'i.jsonl'}",
+                f"data.source.files.validation={tmp_path / 'i.jsonl'}",
+            ]
+        else:
+            from gen_fixtures import write_preset_layouts
+
+            overrides += [f"paths.data_dir={write_preset_layouts(tmp_path / 'presets')}"]
     cfg = compose(overrides, tmp_path / "run")
     metrics = train(cfg)
     assert metrics["val/loss"] > 0

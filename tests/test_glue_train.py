@@ -131,6 +131,7 @@ def test_monitor_must_be_a_logged_metric(glue_dir, tmp_path):
         finetune("rte", glue_dir, tmp_path, ["monitor.metric=val/f1"])
 
 
+@pytest.mark.slow
 def test_seed_workflow_command(wikitext_dir, glue_dir, tmp_path):
     """The documented one-command workflow: pretrain, fine-tune, report both stages."""
     import os

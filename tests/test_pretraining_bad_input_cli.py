@@ -51,7 +51,17 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# the same checks run in-process in tests/test_llama.py; these CLI runs (~8 s each) are in pytest -m slow
+SLOW_CASES = {
+    "heads_do_not_divide_the_width",
+    "kv_heads_do_not_divide_the_heads",
+    "qk_norm_with_an_ungated_mlp",
+}
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES else c for c in sorted(CASES)]
+)
 def test_bad_setting_stops_with_a_message(case, tmp_path, wikitext_dir):
     extra, expected, before_data = CASES[case]
     run_dir, cache = tmp_path / "run", tmp_path / "cache"
@@ -73,6 +83,7 @@ def test_bad_setting_stops_with_a_message(case, tmp_path, wikitext_dir):
         assert not [p for p in cache.rglob("*") if p.is_file()]
 
 
+@pytest.mark.slow
 def test_resuming_an_adamw_checkpoint_with_muon(tmp_path, wikitext_dir):
     """The optimizer state in a checkpoint must be the run's: another optimizer's is refused by name."""
     args = [*LLAMA, "run_test=false", "export.enabled=false"]

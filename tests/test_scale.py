@@ -38,6 +38,7 @@ def val_curve(run_dir):
         return [(int(r["step"]), float(r["val/loss"])) for r in csv.DictReader(f) if r.get("val/loss")]
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_matches_one_process(wikitext_dir, tmp_path):
     base = [*TINY, *DDP_RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
     single = run_cli([*base, "data.batch_size=8", f"hydra.run.dir={tmp_path / 'single'}"], tmp_path)

@@ -119,6 +119,7 @@ def interrupted_and_resumed(sweep_args, tmp_path_factory):
     return sweep_dir, first, after_first, mtimes, second
 
 
+@pytest.mark.slow
 def test_optuna_sweep_records_a_failed_trial_and_goes_on(interrupted_and_resumed):
     sweep_dir, first, after_first, _, second = interrupted_and_resumed
     assert first.returncode == 0, output(first)
@@ -137,6 +138,7 @@ def test_optuna_sweep_records_a_failed_trial_and_goes_on(interrupted_and_resumed
     assert "traceback" in json.loads((sweep_dir / "0" / "job.json").read_text())
 
 
+@pytest.mark.slow
 def test_resumed_sweep_runs_only_the_remaining_trials(interrupted_and_resumed):
     sweep_dir, _, _, mtimes, second = interrupted_and_resumed
     assert second.returncode == 0, output(second)
@@ -151,6 +153,7 @@ def test_resumed_sweep_runs_only_the_remaining_trials(interrupted_and_resumed):
     assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_two_trials_at_once(sweep_args, tmp_path):
     sweep_dir = tmp_path / "parallel"
     args = [*sweep_args, "logger=csv", *OPTUNA, "hydra.sweeper.n_trials=2", "hydra/launcher=joblib"]
@@ -221,6 +224,7 @@ def test_a_misspelt_optimized_metric_stops_the_sweep_before_any_trial(sweeper, s
     assert not list(sweep_dir.glob("*/metrics.json")) and not list(sweep_dir.glob("*/checkpoints"))
 
 
+@pytest.mark.slow
 def test_tpe_models_the_results_after_its_startup_trials(sweep_args, tmp_path):
     """4 trials, the first 2 random: trials 2 and 3 are what TPE draws from the results of the ones before."""
     sweep_dir = tmp_path / "tpe"

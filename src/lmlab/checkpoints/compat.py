@@ -23,6 +23,7 @@ from lmlab.checkpoints.eval_loader import tokenizer_from_files
 from lmlab.checkpoints.folders import checkpoint_layout
 from lmlab.checkpoints.reader import checkpoint_metadata, read_checkpoint
 from lmlab.errors import CheckpointError
+from lmlab.models.lora import adapter_state
 
 # Names of the same quantity across architectures (GPT-2, BERT/Llama, T5/BART), first found wins.
 _FIELDS = {
@@ -122,9 +123,16 @@ class ResumeCheckpoint:
             raise self._error(saved, run, differences)
 
     def check_module(self, module: Any) -> None:
-        """The built module: every weight's name and shape, and the tokenizer's vocabulary."""
+        """The built module: every weight's name and shape (of a LoRA run: every trainable one, and the frozen
+        base's identity), and the tokenizer's vocabulary."""
         state = module.state_dict()
-        differences = []
+        differences = _adapter_differences(
+            self.meta.get("adapter_base"), getattr(module.model, "lmlab_base", None)
+        )
+        if differences:
+            raise CheckpointError(f"ckpt_path={self.path} does not fit this run: {differences[0]}")
+        if self.meta.get("adapter_base"):
+            state = adapter_state(module, state)
         for key in sorted(set(state) | set(self.shapes)):
             ours = tuple(state[key].shape) if key in state else None
             theirs = self.shapes.get(key)
@@ -153,6 +161,28 @@ class ResumeCheckpoint:
             f"it{where}, or start a new run from its weights with model=pretrained model.pretrained=<its run "
             "folder>/export (a new task head is added where needed)"
         )
+
+
+def _adapter_differences(saved: dict[str, str] | None, run: dict[str, str] | None) -> list[str]:
+    """A LoRA checkpoint resumes only a LoRA run on the same frozen base weights."""
+    if not saved and not run:
+        return []
+    if not saved:
+        return [
+            "it holds every weight of a full fine-tune, and this run trains LoRA adapters; resume with finetune=full"
+        ]
+    if not run:
+        return [
+            f"it holds only LoRA adapters (on {saved['name_or_path']}), and this run trains every weight; "
+            "resume with finetune=lora and that run's finetune settings"
+        ]
+    if saved["fingerprint"] != run["fingerprint"]:
+        return [
+            f"its LoRA adapters were trained on other frozen weights ({saved['name_or_path']}, fingerprint "
+            f"{saved['fingerprint']}) than this run's ({run['name_or_path']}, fingerprint {run['fingerprint']}); "
+            f"resume with model.pretrained={saved['name_or_path']} as it was when the checkpoint was written"
+        ]
+    return []
 
 
 def _tokenizer_differences(saved: PreTrainedTokenizerBase, run: PreTrainedTokenizerBase) -> list[str]:

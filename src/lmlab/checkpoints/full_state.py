@@ -54,4 +54,4 @@ def load_best_weights(trainer: Trainer, module: LightningModule, path: str, data
     if is_sharded(trainer):
         trainer.validate(module, datamodule=datamodule, ckpt_path=path, verbose=False)
         return
-    module.load_state_dict(read_checkpoint(path)["state_dict"])
+    module.load_state_dict(module.complete_state_dict(read_checkpoint(path)["state_dict"]))

@@ -18,6 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lmlab.checkpoints.loader_position import reseat, take_position
 from lmlab.checkpoints.step_seeds import derived_seed, seed_generators
+from lmlab.models.lora import adapter_meta
 
 CHECKPOINT_KEY = "lmlab"
 
@@ -46,6 +47,8 @@ class RunMetadata(Callback):
             "model_config": pl_module.model.config.to_dict(),
             "tokenizer_files": self.tokenizer_files,
             "wandb_run_id": self.wandb_run_id,
+            # LoRA runs: the state dict holds only the adapters; these are the frozen weights they belong to
+            "adapter_base": adapter_meta(pl_module.model),
         }
 
     def on_load_checkpoint(

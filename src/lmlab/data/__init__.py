@@ -11,6 +11,7 @@ from lmlab.data.sources import (
     TextFilesSource,
     WikiTextSource,
 )
+from lmlab.data.streaming_datamodule import StreamingDataModule
 
 __all__ = [
     "ClassificationDataModule",
@@ -19,6 +20,7 @@ __all__ = [
     "LMDataModule",
     "PairSource",
     "Seq2SeqDataModule",
+    "StreamingDataModule",
     "TableSource",
     "TextFilesSource",
     "WikiTextSource",

@@ -236,3 +236,22 @@ class BaseDataModule(LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader | list[DataLoader]:
         return self.eval_loader("predict")
+
+
+class BlockLength:
+    """A mixin for DataModules whose sequences are packed blocks of exactly ``data.block_size`` tokens (the
+    language-model DataModules): the length a model must hold, the field that sets it, fixed length."""
+
+    block_size: int
+
+    @property
+    def sequence_length(self) -> int:
+        return self.block_size
+
+    @property
+    def length_field(self) -> str:
+        return "data.block_size"
+
+    @property
+    def fixed_length(self) -> bool:
+        return True

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lmlab.data.base import BaseDataModule
+from lmlab.data.base import BaseDataModule, BlockLength
 from lmlab.data.sources import TextSource
 from lmlab.data.token_cache import build_token_cache, load_tokens
 from lmlab.data.tokenizer import TokenizerSpec
@@ -49,7 +49,7 @@ class PackedBlocks(Dataset):
         return {**self.__dict__, "_tokens": None}
 
 
-class LMDataModule(BaseDataModule):
+class LMDataModule(BlockLength, BaseDataModule):
     """Text source + tokenizer -> cached token arrays -> packed blocks of exactly ``block_size`` tokens.
 
     Args (beyond ``BaseDataModule``'s):
@@ -74,18 +74,6 @@ class LMDataModule(BaseDataModule):
         self.block_size, self.num_proc = block_size, num_proc
         self.cache_folders: dict[str, Path] = {}
         self.datasets: dict[str, PackedBlocks] = {}
-
-    @property
-    def sequence_length(self) -> int:
-        return self.block_size
-
-    @property
-    def length_field(self) -> str:
-        return "data.block_size"
-
-    @property
-    def fixed_length(self) -> bool:
-        return True
 
     def check(self, need_train: bool = True) -> None:
         super().check(need_train)

@@ -114,7 +114,8 @@ class PairEncoder:
 
 class PairCollator:
     """Pad ``input_ids`` and ``labels`` (with -100) via ``DataCollatorForSeq2Seq``; for decoder-only models
-    also the prompts alone, left-padded for generation; keep example indices and texts for scoring."""
+    also the prompts alone, left-padded for generation; keep example indices and texts for scoring. A
+    decoder-only feature with ``labels`` of its own (chats: every assistant turn) keeps them."""
 
     def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None) -> None:
         self.pad_id = tokenizer.pad_token_id
@@ -127,9 +128,10 @@ class PairCollator:
         rows = []
         for f in features:
             ids = f["input_ids"].tolist()
-            labels = (
-                [-100] * f["prompt_len"] + ids[f["prompt_len"] :] if decoder_only else f["labels"].tolist()
-            )
+            if "labels" in f:  # encoder-decoder targets, or a decoder-only mask of its own (chats)
+                labels = f["labels"].tolist()
+            else:
+                labels = [-100] * f["prompt_len"] + ids[f["prompt_len"] :]
             rows.append({"input_ids": ids, "labels": labels})
         batch = dict(self.collator(rows))
         if decoder_only:

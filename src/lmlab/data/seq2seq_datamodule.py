@@ -121,10 +121,7 @@ class Seq2SeqDataModule(BaseDataModule):
         """Read and tokenize every split (in memory; empty or malformed pairs fail here, before the model)."""
         if self.features:
             return
-        encoder = PairEncoder(
-            self.prepare_tokenizer(), self.decoder_only, self.max_source_length, self.max_target_length,
-            self.source_prefix, self.prompt_separator,
-        )  # fmt: skip
+        encoder = self.pair_encoder()
         limits = self.limits
         pairs = {}
         for stage, split in self.splits.items():
@@ -140,6 +137,13 @@ class Seq2SeqDataModule(BaseDataModule):
             what = f"{stage} ({self.source.describe(self.splits['train' if stage not in self.splits else stage])})"
             self.features[stage] = encoder.encode(stage_pairs, what)
             log.info("%s: %d pairs", what, len(stage_pairs))
+
+    def pair_encoder(self) -> PairEncoder:
+        """What turns this data's pairs into features (``encode(pairs, what)``)."""
+        return PairEncoder(
+            self.prepare_tokenizer(), self.decoder_only, self.max_source_length, self.max_target_length,
+            self.source_prefix, self.prompt_separator,
+        )  # fmt: skip
 
     @property
     def collate_fn(self) -> PairCollator:

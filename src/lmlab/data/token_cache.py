@@ -64,7 +64,7 @@ def build_token_cache(
         try:
             with rust_tokenizer_threads(), open(tmp, "wb") as f:
                 for ids, ends in _encode_batches(source.iter_lines(split), tokenizer, num_proc):
-                    chunk = _join(ids, ends, separator, dtype)
+                    chunk = join_lines(ids, ends, separator, dtype)
                     chunk.tofile(f)
                     n_tokens += len(chunk)
                     n_docs += sum(ends)
@@ -125,7 +125,7 @@ def _damaged(folder: Path, what: str) -> DataError:
     )
 
 
-def _join(ids: list[list[int]], ends: list[bool], separator: int, dtype) -> np.ndarray:
+def join_lines(ids: list[list[int]], ends: list[bool], separator: int, dtype) -> np.ndarray:
     """Concatenate the lines' ids, with the separator after each line that ends a document."""
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     flat = np.fromiter(chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum()))
@@ -147,7 +147,7 @@ def _init_worker(tokenizer: PreTrainedTokenizerBase) -> None:
     _worker_tokenizer = tokenizer
 
 
-def _encode(texts: list[str], tokenizer: PreTrainedTokenizerBase | None = None) -> list[list[int]]:
+def encode_lines(texts: list[str], tokenizer: PreTrainedTokenizerBase | None = None) -> list[list[int]]:
     tokenizer = tokenizer or _worker_tokenizer
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:  # fast path: the Rust tokenizer, batched and multi-threaded, no offsets
@@ -159,14 +159,14 @@ def _encode_batches(lines: Lines, tokenizer: PreTrainedTokenizerBase, num_proc: 
     batches = _line_batches(lines)
     if num_proc <= 1:
         for texts, ends in batches:
-            yield _encode(texts, tokenizer), ends
+            yield encode_lines(texts, tokenizer), ends
         return
     # Separate processes (spawned: forking after the Rust thread pool has started can deadlock).
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(num_proc, initializer=_init_worker, initargs=(tokenizer,)) as pool:
         pending: list = []
         for texts, ends in batches:
-            pending.append((pool.apply_async(_encode, (texts,)), ends))
+            pending.append((pool.apply_async(encode_lines, (texts,)), ends))
             if len(pending) > 2 * num_proc:  # bounded: memory stays flat however large the corpus
                 result, e = pending.pop(0)
                 yield result.get(), e

@@ -13,13 +13,16 @@ from lmlab.models.heads import (
 )
 from lmlab.models.hub import load_pretrained_or_explain
 from lmlab.models.llama import LlamaFactory
+from lmlab.models.lora import FineTuning, is_adapter
 
 __all__ = [
     "HEADS",
+    "FineTuning",
     "LlamaFactory",
     "ModelFactory",
     "aux_lm_head",
     "count_parameters",
+    "is_adapter",
     "load_pretrained_or_explain",
     "max_positions",
     "set_decoder_token_ids",

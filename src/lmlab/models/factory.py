@@ -101,6 +101,7 @@ class ModelFactory:
             raise ConfigError(f"model.implementation={implementation!r} must be hf or native")
         self.implementation = implementation
         self._config: PretrainedConfig | None = None
+        self.new_weights: list[str] = []  # of a pretrained model: the weights the checkpoint did not have
 
     def describe(self) -> str:
         return self.pretrained or f"{self.model_type} from scratch"
@@ -198,6 +199,9 @@ class ModelFactory:
                 **kwargs,
             )
             _report_new_weights(self.pretrained, info)
+            self.new_weights = sorted(
+                set(info.get("missing_keys") or []) | {m[0] for m in info.get("mismatched_keys") or []}
+            )
             rows = model.get_input_embeddings().num_embeddings
             if n_tokens > rows:
                 if not self.resize_token_embeddings:

@@ -39,7 +39,7 @@ from lmlab.config.secrets import scrub, scrub_files
 from lmlab.config.tree import print_config_tree, resolve
 from lmlab.data.base import BaseDataModule
 from lmlab.errors import ConfigError, config_stage
-from lmlab.models import aux_lm_head, count_parameters
+from lmlab.models import FineTuning, aux_lm_head, count_parameters
 from lmlab.optim import check_optimizer
 from lmlab.reliability.signals import SaveOnSigterm
 from lmlab.scale.batching import accumulation_steps
@@ -133,6 +133,13 @@ def _build_data_and_module(
     datamodule.check_loader_settings()
     with config_stage("model"):
         factory.check(module_cls.HEAD, datamodule.sequence_length, datamodule.length_field)
+    with config_stage("finetune"):  # which weights train: all, or LoRA adapters (checked on the meta model)
+        finetuning: FineTuning = instantiate(cfg.finetune) if cfg.get("finetune") else FineTuning()
+        finetuning.check(factory, module_cls.HEAD)
+    if finetuning.is_lora and cfg.task.get("aux_lm_weight"):
+        raise ConfigError(
+            "task.aux_lm_weight trains a second head in full; with finetune=lora set task.aux_lm_weight=0"
+        )
     with config_stage("task"):
         module_cls.check_config(cfg.task)
     with config_stage("optimizer"):
@@ -147,6 +154,7 @@ def _build_data_and_module(
         datamodule.prepare_data()
     with config_stage("model"):
         model = factory.build(module_cls.HEAD, tokenizer, datamodule.head_config())
+        model = finetuning.apply(model, factory, module_cls.HEAD)
         extra = datamodule.module_kwargs()
         if cfg.task.get("aux_lm_weight"):
             extra["aux_lm"] = aux_lm_head(factory.pretrained, model, tokenizer)

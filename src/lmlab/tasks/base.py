@@ -13,6 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from lmlab import optim
 from lmlab.errors import ConfigError, NonFiniteLossError, config_stage
+from lmlab.models.lora import adapter_state, is_adapter, with_frozen_weights
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,18 @@ class TaskModule(LightningModule):
             with config_stage("compile", "task.compile"):
                 self.model.compile(**options)  # in place: parameters and state-dict keys are unchanged
             self._compiled = True
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # LoRA: only what trains; a resume rebuilds the frozen base from model.pretrained
+        if is_adapter(self.model):
+            checkpoint["state_dict"] = adapter_state(self, checkpoint["state_dict"])
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = self.complete_state_dict(checkpoint["state_dict"])
+
+    def complete_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A checkpoint's state dict, completed with the frozen base weights when it holds only adapters."""
+        return with_frozen_weights(self, state) if is_adapter(self.model) else state
 
     def build_optimizer(self) -> torch.optim.Optimizer:
         """The configured optimizer over the whole module: the model and any extra head (e.g. an auxiliary LM

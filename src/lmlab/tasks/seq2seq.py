@@ -187,9 +187,11 @@ class Seq2SeqModule(TokenLossModule):
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["generation_validations"] = self._validations  # a resumed run keeps the cadence
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self._validations = int(checkpoint.get("generation_validations", 0))
 
     def on_test_epoch_start(self) -> None:
