@@ -11,7 +11,6 @@ from lmlab.data.sources import (
     TextFilesSource,
     WikiTextSource,
 )
-from lmlab.data.streaming_datamodule import StreamingDataModule
 
 __all__ = [
     "ClassificationDataModule",
@@ -20,7 +19,6 @@ __all__ = [
     "LMDataModule",
     "PairSource",
     "Seq2SeqDataModule",
-    "StreamingDataModule",
     "TableSource",
     "TextFilesSource",
     "WikiTextSource",

@@ -171,7 +171,12 @@ def _write_split(
     settings: ShardSettings,
 ) -> dict[str, Any]:
     """Tokenize one split part by part, skipping the parts a previous run finished."""
-    from litdata import TokensLoader, optimize
+    try:
+        from litdata import TokensLoader, optimize
+    except ModuleNotFoundError as e:  # installed apart from the project (README, Set-up)
+        raise ConfigError(
+            f'prepare_data.py needs litdata ({e}): pip install --no-deps "litdata>=0.2.76" (see the README, Set-up)'
+        ) from None
     from tqdm import tqdm
 
     done = progress["splits"].setdefault(stage, {"parts": 0, "chunks": 0})

@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from litdata import StreamingDataLoader, StreamingDataset, TokensLoader
-from litdata.utilities.env import _DistributedEnv
 from torch.utils.data import Dataset
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
@@ -34,6 +32,14 @@ from lmlab.data.loaders import world
 from lmlab.data.sources.shards import ShardSource
 from lmlab.data.tokenizer import TokenizerSpec, TrainedTokenizer
 from lmlab.errors import ConfigError, DataError, config_stage
+
+try:
+    from litdata import StreamingDataLoader, StreamingDataset, TokensLoader
+    from litdata.utilities.env import _DistributedEnv
+except ModuleNotFoundError as e:  # installed apart from the project (README, Set-up)
+    raise ConfigError(
+        f'data=streaming needs litdata ({e}): pip install --no-deps "litdata>=0.2.76" (see the README, Set-up)'
+    ) from None
 
 log = logging.getLogger(__name__)
 
