@@ -182,6 +182,9 @@ def _file(path: Path, content: bytes = b"") -> Path:
 
 # each case starts train.py (~9 s); these run with pytest -m slow, the others in the default suite
 SLOW_CASES = {
+    "run_dir_under_a_file",
+    "unknown_config_name",
+    "wrong_type_in_override",
     "block_size_beyond_the_model",
     "damaged_jsonl",
     "empty_train_split",

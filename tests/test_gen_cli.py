@@ -11,6 +11,7 @@ from lmlab.errors import ConfigError
 from lmlab.stages.evaluate import evaluate
 
 
+@pytest.mark.slow  # the same path runs in-process in tests/test_gen_train.py
 def test_train_and_evaluate_a_generation_recipe(tmp_path):
     data = write_copy_task(tmp_path / "copy")
     run_dir = tmp_path / "run"

@@ -57,7 +57,9 @@ def uninterrupted(tmp_path_factory, wikitext_dir):
     return tmp / "run" / "checkpoints" / "last.ckpt"
 
 
-@pytest.mark.parametrize(("signal", "exit_code"), [("SIGKILL", -9), ("SIGTERM", 143)])
+@pytest.mark.parametrize(
+    ("signal", "exit_code"), [("SIGKILL", -9), pytest.param("SIGTERM", 143, marks=pytest.mark.slow)]
+)
 def test_killed_run_resumes_exactly_with_the_same_command(
     signal, exit_code, uninterrupted, wikitext_dir, tmp_path
 ):

@@ -3,6 +3,7 @@
 import socket
 import sys
 
+import pytest
 from omegaconf import OmegaConf
 from test_cli import run_cli
 
@@ -62,6 +63,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_no_secret_reaches_console_run_folder_or_wandb(tmp_path, tiny_overrides):
     """The default logger (W&B) with credentials whose server cannot be reached: offline after one warning
     line, and neither secret in the output, any file of the run (W&B's offline run, .hydra) or W&B's

@@ -55,6 +55,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_grid_sweep_one_folder_and_one_wandb_run_per_job_and_a_summary(sweep_args, tmp_path):
     sweep_dir = tmp_path / "grid"
     args = [*sweep_args, "logger=many", "optimizer.lr=1e-3,3e-3", "seed=1,2", f"hydra.sweep.dir={sweep_dir}"]
