@@ -14,8 +14,9 @@ Every measurement runs in a fresh process:
   loader   tokens/s the training loader delivers over --batches batches of --batch x --block tokens (after
            the first batch, whose start-up time is reported apart), with each --workers setting: the cache's
            ``train_loader`` (StatefulDataLoader, DistributedSampler) and the shards' ``ShardLoader``
-  train    ``python train.py model=gpt_tiny`` for --steps steps on CPU fed by each (no validation):
-           perf/tokens_per_sec of the Throughput callback, and the process wall time
+  train    ``python train.py model=gpt_tiny`` for --steps steps on CPU fed by each (no validation), --repeats
+           times in alternating order: perf/tokens_per_sec of the Throughput callback (its last window of 5
+           steps), and the process wall time
 """
 
 from __future__ import annotations
@@ -114,6 +115,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--steps", type=int, default=50, help="training steps (the throughput is logged every 5)")
+    p.add_argument("--repeats", type=int, default=3, help="training runs fed by each path, alternating")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     facts = machine_facts()
@@ -176,21 +178,24 @@ def main() -> None:
             train = [*STEP, f"tokenizer.name_or_path={tok}", f"trainer.max_steps={args.steps}"]
             train += [
                 f"data.block_size={args.block}",
+                f"model.config.n_positions={args.block}",
                 f"data.batch_size={args.batch}",
                 f"paths.cache_dir={cache}",
             ]
-            for system, data_args in (
+            fed_by = [
                 ("token cache", ["data=wikitext103", f"paths.data_dir={data}", "data.splits.validation=null",
                                  "data.splits.test=null", "data.num_workers=0"]),
                 ("shards", ["data=streaming", f"data.source.location={shards}", "data.num_workers=0"]),
-            ):  # fmt: skip
-                run = tmp / f"run-{system.replace(' ', '_')}-{mb:g}"
-                start = time.perf_counter()
-                run_child([sys.executable, str(ROOT / "train.py"), *train, *data_args, f"hydra.run.dir={run}"],
-                          run / "metrics.json", env)  # fmt: skip
-                metrics = json.loads((run / "metrics.json").read_text())["metrics"]
-                row(step="train", system=system, wall_s=time.perf_counter() - start,
-                    tokens_per_s=metrics.get("perf/tokens_per_sec", float("nan")))  # fmt: skip
+            ]  # fmt: skip
+            for rep in range(args.repeats):  # alternating: each path runs first in turn
+                for system, data_args in fed_by[rep % 2 :] + fed_by[: rep % 2]:
+                    run = tmp / f"run-{system.replace(' ', '_')}-{mb:g}-{rep}"
+                    start = time.perf_counter()
+                    run_child([sys.executable, str(ROOT / "train.py"), *train, *data_args,
+                               f"hydra.run.dir={run}"], run / "metrics.json", env)  # fmt: skip
+                    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+                    row(step="train", system=system, repeat=rep, wall_s=time.perf_counter() - start,
+                        tokens_per_s=metrics.get("perf/tokens_per_sec", float("nan")))  # fmt: skip
             for folder_ in (data, cache, shards):
                 shutil.rmtree(folder_, ignore_errors=True)
     _table(rows)

@@ -76,6 +76,15 @@ def test_experiment_trains(experiment, tiny_overrides, tmp_path, wikitext_dir, s
     assert (run / "checkpoints" / "last.ckpt").is_file()
 
 
+def test_a_run_without_validation_data_trains_and_exports(tiny_overrides, tmp_path):
+    """data.splits.validation=null (e.g. training on all of a small set): no validation, not an error."""
+    cfg = compose([*tiny_overrides, "data.splits.validation=null"], tmp_path / "run")
+    metrics = train(cfg)
+    assert metrics["train/loss"] > 0 and not any(k.startswith(("val/", "best/")) for k in metrics)
+    assert (tmp_path / "run" / "export" / "config.json").is_file()
+    assert "test/loss" in metrics
+
+
 @pytest.mark.parametrize(
     ("preset", "head", "vocab", "expected"),
     [

@@ -194,11 +194,15 @@ def _build_trainer(cfg, config, module, datamodule, resume, output_dir):
             cfg, resume.path if resume else None, resume.meta.get("wandb_run_id") if resume else None
         )
     sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
+    no_validation = {} if datamodule.has_stage("validation") else {"limit_val_batches": 0}
+    if no_validation:
+        log.info("No validation data (data.splits.validation is not set): training runs without validation")
     with config_stage("trainer"):
         trainer = instantiate(
             cfg.trainer,
             callbacks=[*callbacks, metadata, sigterm, ValidationHistory()],
             logger=loggers or False,
+            **no_validation,
         )
     if resume:
         resume.check_strategy(trainer.strategy)  # a sharded folder needs the strategy that wrote it
