@@ -115,6 +115,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--batches", type=int, default=200)
     p.add_argument("--steps", type=int, default=50, help="training steps (the throughput is logged every 5)")
+    p.add_argument(
+        "--part-mb", type=float, default=256.0, help="prepare_data.py's part_mb (text held at once)"
+    )
     p.add_argument("--repeats", type=int, default=3, help="training runs fed by each path, alternating")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -163,6 +166,7 @@ def main() -> None:
                 f"tokenizer.name_or_path={tok}",
                 f"location={shards}",
                 f"num_workers={args.prep_procs}",
+                f"part_mb={args.part_mb}",
             ]
             prepare += [f"paths.cache_dir={cache}", f"hydra.run.dir={tmp / 'prep-run'}"]
             r = run_child([sys.executable, "-c", PREPARE_SHARDS, str(out), *prepare], out, env)
