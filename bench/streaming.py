@@ -10,7 +10,8 @@ Every measurement runs in a fresh process:
 
   prepare  the token cache (``LMDataModule.prepare_data``, num_proc=--prep-procs) and the shards
            (``python prepare_data.py``, num_workers=--prep-procs): seconds, MB/s, peak RSS of the main
-           process and of the largest worker, size on disk
+           process and of all its processes together (summed RSS, sampled every 0.1 s), size on disk;
+           --prepare-only stops here
   loader   tokens/s the training loader delivers over --batches batches of --batch x --block tokens (after
            the first batch, whose start-up time is reported apart), with each --workers setting: the cache's
            ``train_loader`` (StatefulDataLoader, DistributedSampler) and the shards' ``ShardLoader``
@@ -32,7 +33,26 @@ from pathlib import Path
 from common import ROOT, load_now, machine_facts, print_facts, run_child
 from data_prep_scale import make_corpus
 
-PREPARE_CACHE = r"""
+TREE_RSS = r"""
+import threading, time, psutil
+_tree_peak = [0]
+def _sample_tree():  # summed RSS of this process and all its descendants, every 0.1 s
+    me = psutil.Process()
+    while True:
+        total = 0
+        for proc in [me, *me.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                pass
+        _tree_peak[0] = max(_tree_peak[0], total)
+        time.sleep(0.1)
+threading.Thread(target=_sample_tree, daemon=True).start()
+"""
+
+PREPARE_CACHE = (
+    TREE_RSS
+    + r"""
 import json, resource, sys, time
 from lmlab.data import LMDataModule, WikiTextSource
 from lmlab.data.tokenizer import PretrainedTokenizer
@@ -44,10 +64,13 @@ dm.check()
 dm.prepare_data()
 json.dump({"prepare_s": time.perf_counter() - t, "folder": str(dm.cache_folders["train"]),
            "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}, open(out, "w"))
+           "rss_total_mb": _tree_peak[0] / 2**20}, open(out, "w"))
 """
+)
 
-PREPARE_SHARDS = r"""
+PREPARE_SHARDS = (
+    TREE_RSS
+    + r"""
 import json, resource, runpy, sys, time
 out = sys.argv[1]
 sys.argv = sys.argv[2:]
@@ -59,8 +82,9 @@ except SystemExit as e:
         raise
 json.dump({"prepare_s": time.perf_counter() - t,
            "rss_main_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "rss_worker_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}, open(out, "w"))
+           "rss_total_mb": _tree_peak[0] / 2**20}, open(out, "w"))
 """
+)
 
 LOADER = r"""
 import json, sys, time
@@ -119,6 +143,7 @@ def main() -> None:
         "--part-mb", type=float, default=256.0, help="prepare_data.py's part_mb (text held at once)"
     )
     p.add_argument("--repeats", type=int, default=3, help="training runs fed by each path, alternating")
+    p.add_argument("--prepare-only", action="store_true", help="measure the two preparations, nothing else")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     facts = machine_facts()
@@ -171,6 +196,8 @@ def main() -> None:
             prepare += [f"paths.cache_dir={cache}", f"hydra.run.dir={tmp / 'prep-run'}"]
             r = run_child([sys.executable, "-c", PREPARE_SHARDS, str(out), *prepare], out, env)
             row(step="prepare", system="shards", **r, mb_per_s=size / r["prepare_s"], disk_mb=_mb(shards))
+            if args.prepare_only:
+                continue
 
             for workers in args.workers:
                 for system, where in (("token cache", folder), ("shards", str(shards))):
@@ -213,12 +240,12 @@ def _mb(folder: Path) -> float:
 
 def _table(rows: list[dict]) -> None:
     print(
-        "\n| corpus | step | system | workers | seconds | tokens/s | MB/s | peak RSS main / worker (MB) | disk (MB) |"
+        "\n| corpus | step | system | workers | seconds | tokens/s | MB/s | peak RSS main / all (MB) | disk (MB) |"
     )
     print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         seconds = r.get("prepare_s", r.get("wall_s", r.get("first_batch_s")))
-        rss = f"{r['rss_main_mb']:,.0f} / {r['rss_worker_mb']:,.0f}" if "rss_main_mb" in r else ""
+        rss = f"{r['rss_main_mb']:,.0f} / {r['rss_total_mb']:,.0f}" if "rss_main_mb" in r else ""
         print(
             f"| {r['mb']} MB | {r['step']} | {r['system']} | {r.get('workers', '')} | {seconds:.2f} | "
             f"{r.get('tokens_per_s', float('nan')):,.0f} | {r.get('mb_per_s', float('nan')):.2f} | {rss} | "

@@ -235,12 +235,13 @@ def finished_run(tmp_path_factory, wikitext_dir) -> tuple[Path, list[str]]:
     "change, differences",
     [
         (["model.config.n_layer=3"], ["layers: checkpoint 2, run 3"]),
-        (
+        pytest.param(  # the same comparison with another field: pytest -m slow
             ["task=mlm", "model=bert_tiny", "tokenizer=wordpiece"],
             [
                 "task: checkpoint CausalLMModule, run MaskedLMModule",
                 "head: checkpoint causal_lm, run masked_lm",
             ],
+            marks=pytest.mark.slow,
         ),
     ],
 )

@@ -35,7 +35,8 @@ def agreed(folder):
     return {int(p.suffixes[0][1:]): json.loads(p.read_text()) for p in folder.glob("agreed.*.json")}
 
 
-@pytest.mark.parametrize("launcher", ["torchrun", "srun"])
+# srun (the same agreement over SLURM variables) also runs in pytest -m slow with the launch tests below
+@pytest.mark.parametrize("launcher", ["torchrun", pytest.param("srun", marks=pytest.mark.slow)])
 def test_ranks_agree_before_the_process_group_exists(launcher, tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text(textwrap.dedent(PROBE))

@@ -54,6 +54,7 @@ CASES = {
 # the same checks run in-process in tests/test_llama.py; these CLI runs (~8 s each) are in pytest -m slow
 SLOW_CASES = {
     "heads_do_not_divide_the_width",
+    "unknown_mlp",
     "kv_heads_do_not_divide_the_heads",
     "qk_norm_with_an_ungated_mlp",
 }

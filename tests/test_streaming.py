@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 from conftest import ROOT, TINY, compose, markov_text, write_wikitext
 from test_cli import run_cli
+from test_resume import resume_after_kill
 
 from lmlab.stages.prepare_data import prepare_data
 
@@ -103,6 +105,16 @@ def test_shards_hold_the_token_stream_and_every_block_is_read_once_across_ranks_
     assert sum(dim // 1 for dim in dims) == len(stream)  # block size 1: every token of the corpus, once
 
 
+def test_stopped_run_resumes_exactly_from_shards(shards, tmp_path):
+    """Stopped after step 11 of 14 (epochs of 8 steps, 2 loader workers; newest checkpoint: step 10, in the
+    second epoch) and resumed from that checkpoint, it ends with the weights of an uninterrupted run
+    (in-process; the real kill -9 through train.py follows, in pytest -m slow)."""
+    run = [o for o in SHARD_RUN if not o.startswith("callbacks.periodic_checkpoint.")]
+    overrides = [*run, f"data.source.location={shards}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    resume_after_kill(overrides, tmp_path, every=5, kill_after=11, final_step=14)
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_exactly_from_shards(corpus, shards, tmp_path):
     """kill -9 at step 9 of 14 (in the second epoch; last checkpoint: step 8), then the same command with
     resume=auto ends with the weights of an uninterrupted run."""
@@ -206,6 +218,28 @@ def test_preparation_restarted_after_a_kill_equals_an_uninterrupted_one(corpus, 
     done = [r.getMessage() for r in caplog.records if "part" in r.getMessage()]
     assert done and not [m for m in done if m.startswith("train: part 1 done")]  # not tokenized again
     assert files(tmp_path / "shards") == files(shards)
+
+
+def test_preparation_holds_the_text_of_one_part_at_a_time(corpus, tmp_path, monkeypatch):
+    """Memory flat in corpus size: when a part is tokenized, the text of the parts before it is freed, and
+    litdata's Ctrl-C handler (which held it) is gone."""
+    import litdata
+
+    optimize, earlier, calls = litdata.optimize, [], []
+
+    def checked(**kwargs):
+        alive = sum(ref() is not None for ref in earlier)
+        calls.append(alive)
+        earlier.extend(weakref.ref(batch) for batch in kwargs["inputs"])
+        return optimize(**kwargs)
+
+    monkeypatch.setattr(litdata, "optimize", checked)
+    handler = signal.getsignal(signal.SIGINT)
+    prepare(corpus, tmp_path, tmp_path / "shards")
+    assert signal.getsignal(signal.SIGINT) is handler  # Ctrl-C after preparing: as before it
+    assert len(calls) >= 3 and calls == [0] * len(calls), (
+        f"batches of earlier parts alive at each part: {calls}"
+    )
 
 
 def files(folder: Path) -> dict[str, object]:

@@ -209,7 +209,8 @@ def test_missing_launcher_plugin_names_the_extra(sweep_args, tmp_path):
     assert not sweep_dir.exists()
 
 
-@pytest.mark.parametrize("sweeper", ["grid", "optuna"])
+# the check runs before any sweeper: grid in the default suite, optuna (the same check) in pytest -m slow
+@pytest.mark.parametrize("sweeper", ["grid", pytest.param("optuna", marks=pytest.mark.slow)])
 def test_a_misspelt_optimized_metric_stops_the_sweep_before_any_trial(sweeper, sweep_args, tmp_path):
     sweep_dir = tmp_path / "typo"
     search = ["optimizer.lr=1e-3,3e-3"] if sweeper == "grid" else OPTUNA

@@ -16,11 +16,15 @@ settings is refused.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,19 +198,24 @@ def _write_split(
         for number, (part, size) in enumerate(_parts(lines, int(settings.part_mb * 2**20))):
             documents += sum(sum(batch.ends) for batch in part)
             bar.update(size)
-            if number < done["parts"]:
-                continue  # finished before a restart: read again, but not tokenized again
-            _remove_leftovers(location, stage, index)
-            optimize(
-                fn=tokenize, inputs=part, output_dir=location.join(stage), chunk_size=settings.chunk_tokens,
-                num_workers=min(settings.num_workers, len(part)), item_loader=TokensLoader(),
-                mode="append" if number else "overwrite", keep_data_ordered=True, verbose=False,
-                start_method=settings.start_method, storage_options=location.storage_options,
-            )  # fmt: skip
-            index = location.read_json(f"{stage}/index.json")
-            done.update(parts=number + 1, chunks=len(index["chunks"]) if index else 0)
-            location.write_json(PROGRESS, progress)
-            log.info("%s: part %d done (%d chunks so far)", stage, number + 1, done["chunks"])
+            if number >= done["parts"]:  # parts finished before a restart are read again, not tokenized again
+                _remove_leftovers(location, stage, index)
+                with _sigint_restored():
+                    optimize(
+                        fn=tokenize, inputs=part, output_dir=location.join(stage),
+                        chunk_size=settings.chunk_tokens, num_workers=min(settings.num_workers, len(part)),
+                        item_loader=TokensLoader(), mode="append" if number else "overwrite",
+                        keep_data_ordered=True, verbose=False, start_method=settings.start_method,
+                        storage_options=location.storage_options,
+                    )  # fmt: skip
+                index = location.read_json(f"{stage}/index.json")
+                done.update(parts=number + 1, chunks=len(index["chunks"]) if index else 0)
+                location.write_json(PROGRESS, progress)
+                log.info("%s: part %d done (%d chunks so far)", stage, number + 1, done["chunks"])
+            # Memory flat in corpus size: one part's text at a time. The loop keeps the list until the next part
+            # is read, and litdata's workers (each holding its share) live in reference cycles: empty it, collect.
+            part.clear()
+            gc.collect()
     if not index:
         raise DataError(
             f"the {stage} split holds no text; give it text, or check data.splits and the source settings"
@@ -241,6 +250,18 @@ def _parts(lines: Lines, part_chars: int) -> Iterator[tuple[list[TextBatch], int
         size += batch_size
     if part:
         yield part, size
+
+
+@contextmanager
+def _sigint_restored() -> Iterator[None]:
+    """Put back the Ctrl-C handler that litdata's ``optimize`` replaces and leaves set: its handler keeps the
+    call's data processor, hence the part's text, alive, and would end a later Ctrl-C with exit code 0."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
 
 
 def _remove_leftovers(location: ShardLocation, stage: str, index: dict[str, Any] | None) -> None:
