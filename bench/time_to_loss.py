@@ -53,6 +53,8 @@ runs (the script prints the estimate):
 (*) extrapolated from the small Shakespeare run and the larger output layer (8,192 tokens): not measured.
 At 2,000 steps the tiny shape sees WikiText-2 valid six times over: watch for the overfitting note. Each run
 writes bench/results/time_to_loss_<corpus>_<shape>.json (--json elsewhere; --quick only with --json).
+Several sittings: --stop-after MINUTES starts no run after that long and keeps the finished runs in
+<json>.partial.json; the same command again (same settings) runs only the missing (system, seed) pairs.
 """
 
 from __future__ import annotations
@@ -230,6 +232,11 @@ def estimate(runs: dict, full_eval: int, evaluated: int, budget: int, seeds: int
     return total * seeds
 
 
+def _settings(config: dict) -> dict:
+    """What decides a run's result: the configuration without the command line."""
+    return {k: v for k, v in config.items() if k != "command"}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", choices=["shakespeare", "wikitext2"], default="shakespeare")
@@ -252,6 +259,10 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="SYSTEM:KEY=VALUE", help="Hydra override")
     p.add_argument("--quick", action="store_true", help=f"plumbing check: {QUICK}, seeds 0,1, no JSON")
     p.add_argument("--json", type=Path)
+    p.add_argument(
+        "--stop-after", type=float, metavar="MINUTES", help="start no run after this long; the same command "
+        "again continues (finished runs are kept in <json>.partial.json): a long benchmark in several sittings",
+    )  # fmt: skip
     args = p.parse_args()
     quick = QUICK if args.quick else {}
     budget = args.budget or quick.get("budget") or BUDGETS[args.shape]
@@ -276,6 +287,7 @@ def main() -> None:
     print(f"config: {config}", flush=True)
     env = {"PYTHONPATH": str(ROOT / "bench"), "TOKENIZERS_PARALLELISM": "false"}
     runs: dict[str, dict[int, dict]] = {s: {} for s in systems}
+    partial = json_out.with_suffix(".partial.json") if json_out else None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lmlab-ttl-") as tmp:
         work = Path(tmp)
@@ -286,10 +298,25 @@ def main() -> None:
         n_val = len(load_tokens(folders["validation"])) - 1
         eval_tokens = min(eval_tokens or n_val, n_val)
         config["eval_tokens"] = eval_tokens
+        if partial and partial.exists():
+            kept = json.loads(partial.read_text())
+            if _settings(kept["config"]) != _settings(config):
+                raise SystemExit(
+                    f"{partial} holds runs of another configuration: delete it, or run its command"
+                )
+            runs = {s: {int(seed): run for seed, run in kept["runs"][s].items()} for s in systems}
+            print(f"continuing {partial}: {sum(map(len, runs.values()))} runs done", flush=True)
         print(f"vocabulary {vocab}; {len(load_tokens(folders['train'])):,} train tokens, {n_val:,} validation "
               f"tokens ({eval_tokens:,} evaluated)", flush=True)  # fmt: skip
         for i, seed in enumerate(seeds):
             for system in systems[i % len(systems) :] + systems[: i % len(systems)]:
+                if seed in runs[system]:
+                    continue  # done in an earlier sitting
+                if args.stop_after is not None and time.perf_counter() - start > args.stop_after * 60:
+                    print(
+                        f"--stop-after {args.stop_after:g}: stopping; the same command continues", flush=True
+                    )
+                    return
                 out = work / f"{system}-{seed}.json"
                 clock = {"out": str(out), "val_tokens": str(folders["validation"]), "context": shape["block"],
                          "every": eval_every, "eval_tokens": eval_tokens}  # fmt: skip
@@ -312,6 +339,8 @@ def main() -> None:
                     f"(load {run['load']})",
                     flush=True,
                 )
+                if partial:
+                    partial.write_text(json.dumps({"config": config, "runs": runs}))
     result = report(systems, runs, facts, config)
     print(f"this run: {time.perf_counter() - start:.0f} s")
     if args.quick:
@@ -322,6 +351,8 @@ def main() -> None:
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
         print(f"written: {json_out}")
+        if partial:
+            partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
