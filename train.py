@@ -1,6 +1,7 @@
 """Train: `python train.py [experiment=<recipe>] [key=value ...]` (see README.md and conf/train.yaml)."""
 
 import os
+import sys
 from pathlib import Path
 
 import hydra
@@ -21,4 +22,14 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            from lmlab.config.override_hints import muon_override_hint
+
+            hint = muon_override_hint(sys.argv[1:], Path(__file__).resolve().parent / "conf")
+            if hint:
+                print(f"\nerror: {hint}", file=sys.stderr)
+                sys.exit(2)
+        raise

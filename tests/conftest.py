@@ -160,6 +160,9 @@ def compose(overrides: list[str], output_dir: Path, config_name: str = "train"):
 
 TINY = [
     "model=gpt_tiny",
+    # the GPT-2 recipe (the pretraining default is llama_small + muon + wsd): tests that need those say so
+    "optimizer=adamw",
+    "scheduler=cosine",
     "tokenizer.vocab_size=400",
     "data.block_size=32",
     "data.batch_size=8",

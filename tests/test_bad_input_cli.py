@@ -139,7 +139,10 @@ CASES = {
         "train.py",
         lambda tmp, data: [f"paths.data_dir={data}", "optimizer.lr=-1"],
         2,
-        ["error: optimizer: Invalid learning rate: -1", "set on the command line: optimizer.lr=-1"],
+        [
+            "error: optimizer: Invalid learning rate: -1",
+            "set on the command line: optimizer=adamw optimizer.lr=-1",
+        ],
     ),
     "precision_lightning_rejects": (
         "train.py",

@@ -7,6 +7,14 @@ from hydra.utils import instantiate
 from lmlab.stages.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+ALL_EXPERIMENTS = sorted(
+    str(p.relative_to(CONF / "experiment").with_suffix(""))
+    for p in (CONF / "experiment").rglob("*.yaml")
+    if not p.name.startswith("_")
+)
+# from-scratch causal-LM pretraining: Llama-style, Muon + AdamW, warmup-stable-decay
+MODERN = {"clm_wikitext2", "clm_text_files"}
+OWN_RECIPE = ("optimizer=", "scheduler=")
 
 
 def test_the_required_recipes_exist():
@@ -20,9 +28,26 @@ def test_default_is_the_clm_wikitext2_recipe(tmp_path):
         assert default[group] == explicit[group], group
 
 
+@pytest.mark.parametrize("experiment", [None, *ALL_EXPERIMENTS])
+def test_pretraining_is_the_modern_recipe_and_everything_else_adamw(experiment, tmp_path):
+    """The default and the from-scratch causal-LM recipes are Llama + Muon + WSD; every other recipe (fine-tuning,
+    masked LM, generation, the GPT sweep example) keeps one AdamW, whose optimizer.lr its own settings use."""
+    cfg = compose([f"experiment={experiment}"] if experiment else [], tmp_path)
+    if experiment is None or experiment in MODERN:
+        assert cfg.model._target_ == "lmlab.models.LlamaFactory" and cfg.model.config.hidden_size == 256
+        assert cfg.optimizer._target_ == "lmlab.optim.MuonAdamW"
+        assert cfg.scheduler.name == "wsd"
+    else:
+        assert cfg.optimizer._target_ == "torch.optim.AdamW", experiment
+        assert cfg.optimizer.lr > 0
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_trains(experiment, tiny_overrides, tmp_path, wikitext_dir, small_pretrained_gpt):
-    overrides = [f"experiment={experiment}", *tiny_overrides]
+    # the experiment's own optimizer and schedule (tiny_overrides pin the GPT-2 recipe's)
+    overrides = [f"experiment={experiment}", *(o for o in tiny_overrides if not o.startswith(OWN_RECIPE))]
+    if experiment in MODERN:
+        overrides = [o if o != "model=gpt_tiny" else "model=llama_tiny" for o in overrides]
     if experiment.startswith("mlm"):
         overrides = [o if o != "model=gpt_tiny" else "model=bert_tiny" for o in overrides]
     if experiment == "clm_continue":

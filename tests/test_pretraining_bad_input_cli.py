@@ -98,3 +98,38 @@ def test_resuming_an_adamw_checkpoint_with_muon(tmp_path, wikitext_dir):
     assert "error: the checkpoint's optimizer state does not fit MuonAdamW" in result.stderr
     assert "[('decay', 15), ('no_decay', 5)]" in result.stderr, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
+
+
+def test_an_adamw_key_with_the_muon_default_names_the_keys_to_use(tmp_path, wikitext_dir):
+    """`optimizer.lr=...` with the pretraining default (Muon): Hydra refuses the key while composing and
+    suggests `+optimizer.lr`, which Muon would ignore; train.py adds the keys that exist, and exits 2."""
+    args = [o for o in LLAMA if not o.startswith(("optimizer=", "scheduler="))]
+    args += ["optimizer.lr=3e-4", f"paths.data_dir={wikitext_dir}", f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_cli("train.py", args, tmp_path, HYDRA_FULL_ERROR=None)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "error: optimizer.lr: the optimizer is optimizer=muon (the pretraining default)" in result.stderr
+    assert "optimizer.muon.lr" in result.stderr and "optimizer=adamw" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "hinted"),
+    [
+        (["optimizer.weight_decay=0.1", "optimizer.lr=1e-3"], "optimizer.lr, optimizer.weight_decay"),
+        (["-m", "optimizer.lr=1e-4,3e-4", "seed=1,2"], "optimizer.lr"),  # a grid sweep
+        (["-m", "optimizer.lr=tag(log, interval(1e-4, 1e-2))", "hydra/sweeper=lmlab_optuna"], "optimizer.lr"),
+        (["optimizer=adamw", "optimizer.lr=1e-3"], None),  # composes: not why a command failed
+        (["experiment=glue/rte", "optimizer.lr=2e-5"], None),  # fine-tuning recipes keep AdamW
+        (["optimizer.muon.lr=0.03", "model=nonexistent"], None),  # another error: no hint
+    ],
+)
+def test_the_hint_comes_only_for_adamw_keys_that_muon_lacks(argv, hinted):
+    from conftest import CONF
+
+    from lmlab.config.override_hints import muon_override_hint
+
+    hint = muon_override_hint(argv, CONF)
+    if hinted is None:
+        assert hint is None
+    else:
+        assert hint.startswith(f"{hinted}: the optimizer is optimizer=muon")

@@ -24,12 +24,13 @@ LR = {"optimizer.lr": "tag(log, interval(1e-4, 1e-2))"}
 
 
 def sweep_config(tmp_path, *overrides):
-    """The composed config with its hydra node, as the sweeper gets it."""
+    """The composed config with its hydra node, as the sweeper gets it; one AdamW, whose optimizer.lr the
+    tests search."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
             "train",
-            overrides=["logger=csv", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides],
+            overrides=["logger=csv", "optimizer=adamw", f"hydra.sweep.dir={tmp_path / 'sweep'}", *overrides],
             return_hydra_config=True,
         )
 

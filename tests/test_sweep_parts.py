@@ -111,7 +111,9 @@ def test_wandb_group_and_name_follow_the_sweep(tmp_path, restore_hydra_config):
 @pytest.mark.parametrize("name", SEARCH_SPACES)
 def test_shipped_search_spaces_compose_and_search_existing_keys(name):
     glue = name.startswith("glue")  # fine-tuning spaces, composed with a GLUE recipe (maximize its metric)
-    cfg = hydra_config(f"hparams_search={name}", *(["experiment=glue/rte"] if glue else []))
+    # clm_lr_warmup searches one AdamW's optimizer.lr: the GPT sweep recipe's, not the Muon default's
+    experiment = {"clm_lr_warmup": "clm_tiny_sweep"}.get(name, "glue/rte" if glue else None)
+    cfg = hydra_config(f"hparams_search={name}", *([f"experiment={experiment}"] if experiment else []))
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == "hydra_plugins.lmlab_optuna_sweeper.sweeper.LmlabOptunaSweeper"
     direction = "maximize" if glue else "minimize"
@@ -124,13 +126,12 @@ def test_shipped_search_spaces_compose_and_search_existing_keys(name):
     assert type(sampler).__name__ == ("RandomSampler" if name.endswith("random") else "TPESampler")
 
 
-def test_pretraining_searches_lr_warmup_weight_decay_dropout_and_batch_size():
+def test_pretraining_searches_the_default_recipes_learning_rates_schedule_and_batch_size():
     params = hydra_config("hparams_search=clm_tpe").hydra.sweeper.params
     assert set(params) == {
-        "optimizer.lr", "scheduler.warmup_ratio", "optimizer.weight_decay", "model.config.resid_pdrop", "data.batch_size"
+        "optimizer.muon.lr", "optimizer.adamw.lr", "scheduler.warmup_ratio", "scheduler.decay_ratio",
+        "optimizer.adamw.weight_decay", "data.batch_size",
     }  # fmt: skip
-    cfg = hydra_config("hparams_search=clm_tpe", "model.config.resid_pdrop=0.15")
-    assert cfg.model.config.embd_pdrop == cfg.model.config.attn_pdrop == 0.15  # one dropout knob
 
 
 def test_glue_search_optimizes_the_monitored_metric():
