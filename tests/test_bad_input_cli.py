@@ -197,6 +197,7 @@ SLOW_CASES = {
     "precision_lightning_rejects",
     "truncated_gzip_text",
     "unwritable_cache_dir",
+    "value_torch_rejects",  # tests/test_errors.py checks the message and exit code 2 in-process
     "wrong_column",
 }
 
