@@ -2,8 +2,9 @@
 
     OMP_NUM_THREADS=1 python bench/llama_step.py --shape tiny --vocab 8192 --repeats 5 --json bench/results/llama_step_tiny.json
 
-- ``hf``: lmlab's Llama-style model as trained today (``model=llama_tiny`` at the shape: Hugging Face
-  ``LlamaForCausalLM``, sdpa attention, the loss from ``labels``);
+- ``hf``: the Hugging Face ``LlamaForCausalLM`` that ``model=llama_tiny`` builds, at the shape (built here
+  from the same ``LlamaConfig`` fields: SwiGLU, tied embeddings, no biases; sdpa attention; the loss from
+  ``labels``);
 - ``lean``: the very same parameters through a functional forward written for packed training blocks (2-D
   residual stream, rotary tables computed once, one ``F.scaled_dot_product_attention(is_causal=True,
   enable_gqa=True)``, ``F.rms_norm``, the loss by ``F.cross_entropy``); its loss is checked equal to ``hf``'s;
