@@ -247,17 +247,25 @@ class SignalAtStep:
     that reaches the step is signalled (on each of its ranks), so the very same command can be run again to
     resume."""
 
-    def __new__(cls, step: int, signal: str = "SIGKILL", once_file: str | None = None):
+    def __new__(
+        cls, step: int | None = None, signal: str = "SIGKILL", once_file: str | None = None,
+        micro_batch: int | None = None,
+    ):  # fmt: skip
+        """`micro_batch=N` instead of `step`: at the end of this run's N-th training micro-batch (1-based)."""
         import os
         import signal as signals
 
         from lightning.pytorch import Callback
 
         class _Signal(Callback):
+            seen = 0
+
             def on_train_batch_end(self, trainer, *args, **kwargs):
+                self.seen += 1
                 # one file per rank: every rank of a multi-process run is killed once
                 once = Path(f"{once_file}.rank{trainer.global_rank}") if once_file else None
-                if trainer.global_step == step and not (once and once.exists()):
+                now = self.seen == micro_batch if micro_batch else trainer.global_step == step
+                if now and not (once and once.exists()):
                     if once:
                         once.touch()
                     os.kill(os.getpid(), getattr(signals, signal))

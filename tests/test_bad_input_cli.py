@@ -185,6 +185,7 @@ def _file(path: Path, content: bytes = b"") -> Path:
 
 # each case starts train.py (~9 s); these run with pytest -m slow, the others in the default suite
 SLOW_CASES = {
+    "missing_data_dir",  # in-process: test_errors.py::test_missing_data_dir
     "run_dir_under_a_file",
     "unknown_config_name",
     "wrong_type_in_override",

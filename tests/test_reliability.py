@@ -93,6 +93,47 @@ def test_killed_run_resumes_exactly_with_the_same_command(
     assert len(ids) == 1 and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
 
 
+# a one-task SLURM job, as sbatch and srun describe it to the process
+SLURM_JOB = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "lmlab", "SLURM_NTASKS": "1", "SLURM_NTASKS_PER_NODE": "1",
+             "SLURM_NNODES": "1", "SLURM_NODEID": "0", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+             "SLURM_NODELIST": "localhost"}  # fmt: skip
+
+
+def test_slurm_requeue_signal_saves_after_a_step_requeues_and_resumes_exactly(
+    uninterrupted, tmp_path, tiny_overrides, monkeypatch
+):
+    """As a SLURM job (its environment, and an `scontrol` that records its arguments): SIGUSR1 (what
+    `sbatch --signal=SIGUSR1@90` sends) in step 13 saves requeue-step000013.ckpt after that step, not from
+    inside the signal handler as Lightning's auto-requeue would (no hpc_ckpt file), requeues job 4242 and
+    exits with 143; the same command again (the requeued job, resume=auto) ends with the uninterrupted run's
+    weights."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "scontrol-calls"
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    for name, value in SLURM_JOB.items():
+        monkeypatch.setenv(name, value)
+    run = tmp_path / "run"
+    overrides = [*tiny_overrides, *RUN, "resume=auto", "+callbacks.kill._target_=conftest.SignalAtStep"]
+    overrides += ["+callbacks.kill.step=13", "+callbacks.kill.signal=SIGUSR1"]
+    overrides += [f"+callbacks.kill.once_file={tmp_path / 'signalled'}"]
+    with pytest.raises(SystemExit) as stopped:
+        train(compose(overrides, run))
+    assert stopped.value.code == 143
+    assert calls.read_text().split() == ["requeue", "4242"]
+    assert (run / "checkpoints" / "requeue-step000013.ckpt").is_file()
+    assert not list(run.rglob("hpc_ckpt_*"))
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "preempted" and metrics["requeued"] is True
+    train(compose(overrides, run))
+    assert json.loads((run / "metrics.json").read_text())["status"] == "completed"
+    assert calls.read_text().split() == ["requeue", "4242"]  # once
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 24
+    assert_same_weights(run / "checkpoints" / "last.ckpt", uninterrupted)
+
+
 ENDINGS = {
     "max_steps": [],
     "max_epochs": ["trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=12"],

@@ -115,6 +115,64 @@ def test_classification_with_augmentation_resumes_exactly(every, kill_after, als
     resume_after_kill(overrides, tmp_path, every, kill_after, final_step=30, also_from=also_from)
 
 
+def sigterm_and_resume(overrides, where, tmp_path):
+    """An uninterrupted run; the same run sent SIGTERM (`where`: SignalAtStep's step= or micro_batch=), which
+    must exit with 143 leaving one sigterm-step*.ckpt; resumed from it. The checkpoint, and the final states
+    of the uninterrupted and the resumed run."""
+    train(compose(overrides, tmp_path / "straight"))
+    kill = ["+callbacks.kill._target_=conftest.SignalAtStep", "+callbacks.kill.signal=SIGTERM", where]
+    with pytest.raises(SystemExit) as stopped:
+        train(compose([*overrides, *kill], tmp_path / "first"))
+    assert stopped.value.code == 143
+    (ckpt,) = (tmp_path / "first" / "checkpoints").glob("sigterm-step*.ckpt")
+    train(compose([*overrides, f"ckpt_path={ckpt}"], tmp_path / "resumed"))
+    return ckpt, final_state(tmp_path / "straight"), final_state(tmp_path / "resumed")
+
+
+def test_sigterm_in_an_epochs_last_batch_resumes_exactly(wikitext_dir, tmp_path):
+    """SIGTERM during the first epoch's last batch (step 77 of the token cache's 77 a pass): the run stops
+    after that step, before the epoch's end, and saves sigterm-step000077.ckpt. Resumed, it starts the second
+    epoch afresh in that epoch's order and ends at step 84 with the uninterrupted run's weights. (Lightning's
+    own stop finished the epoch first, and its restart then trained one batch too many.)"""
+    overrides = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    overrides += ["trainer.max_steps=84", "trainer.val_check_interval=40"]
+    ckpt, a, b = sigterm_and_resume(overrides, "+callbacks.kill.step=77", tmp_path)
+    assert ckpt.name == "sigterm-step000077.ckpt"
+    loops = torch.load(ckpt, weights_only=True)["loops"]["fit_loop"]
+    assert loops["epoch_loop.batch_progress"]["is_last_batch"]  # saved after the epoch's last batch
+    assert a["global_step"] == b["global_step"] == 84
+    assert_same_weights(a["state_dict"], b["state_dict"])
+
+
+def test_sigterm_in_a_gradient_accumulation_stops_after_the_step(wikitext_dir, tmp_path):
+    """Two micro-batches a step; SIGTERM after the 9th micro-batch (the first half of step 5): the run
+    finishes that step and saves sigterm-step000005.ckpt; resumed, it ends with the uninterrupted run's
+    weights."""
+    overrides = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    overrides += ["trainer.max_steps=8", "trainer.accumulate_grad_batches=2"]
+    ckpt, a, b = sigterm_and_resume(overrides, "+callbacks.kill.micro_batch=9", tmp_path)
+    assert ckpt.name == "sigterm-step000005.ckpt"
+    assert a["global_step"] == b["global_step"] == 8
+    assert_same_weights(a["state_dict"], b["state_dict"])
+
+
+@pytest.mark.slow  # Lightning's own epoch-end save, unchanged by lmlab
+def test_an_epoch_end_checkpoint_resumes_exactly(glue_dir, tmp_path):
+    """A periodic checkpoint at every epoch's end (every_n_epochs=1) instead of every N steps: resumed from
+    the first one (step 10), the run ends with the uninterrupted run's weights."""
+    overrides = [*CLASSIFICATION, f"paths.data_dir={glue_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    overrides += ["callbacks.periodic_checkpoint.every_n_train_steps=0"]
+    overrides += ["+callbacks.periodic_checkpoint.every_n_epochs=1"]
+    train(compose(overrides, tmp_path / "straight"))
+    train(compose([*overrides, *stop_at(13)], tmp_path / "first"))
+    ckpt = tmp_path / "first" / "checkpoints" / "periodic-step000010.ckpt"
+    assert torch.load(ckpt, weights_only=True)["global_step"] == 10
+    train(compose([*overrides, f"ckpt_path={ckpt}"], tmp_path / "resumed"))
+    a, b = final_state(tmp_path / "straight"), final_state(tmp_path / "resumed")
+    assert a["global_step"] == b["global_step"] == 30
+    assert_same_weights(a["state_dict"], b["state_dict"])
+
+
 @pytest.fixture(scope="module")
 def copy_dir(tmp_path_factory):
     return write_copy_task(tmp_path_factory.mktemp("copy"))

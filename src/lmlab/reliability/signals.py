@@ -1,14 +1,34 @@
-"""Save a checkpoint when the job is told to stop (SIGTERM: what SLURM and Kubernetes send before preemption).
+"""Stop at an optimizer step on a stop signal, save a checkpoint there, and on SLURM requeue the job.
 
-Lightning turns SIGTERM into an exception after the current batch (on every rank); this callback then writes
-``checkpoints/sigterm-step<N>.ckpt``, which ``resume=auto`` (or ``ckpt_path=``) continues from. On SLURM,
-Lightning itself also requeues the job on the signal given with ``sbatch --signal=SIGUSR1@90``.
+- SIGTERM (what SLURM, Kubernetes and ``kill`` send before they stop a job): save
+  ``checkpoints/sigterm-step<N>.ckpt`` and exit with 143.
+- SLURM's requeue signal (``sbatch --signal=SIGUSR1@90 --requeue``; only when the run is a SLURM job): save
+  ``checkpoints/requeue-step<N>.ckpt``, then requeue the job (``lmlab.reliability.slurm``); the requeued job
+  (the same command with ``resume=auto``) continues from that checkpoint.
+
+Lightning reacts to both on its own, in ways that break an exact resume: it saves the requeue checkpoint
+inside the signal handler, wherever in a step the signal lands (Lightning issue #21406; on several
+processes a save from a handler can also hang), and it stops on SIGTERM after the current batch even in
+the middle of a gradient accumulation, or, in an epoch's last batch, after the epoch's end (a state that its
+restart resumes with one batch too many). Here the handlers only set a flag. The decision is taken in
+``on_train_batch_end`` of a batch that stepped the optimizer, agreed by all processes (one all-reduce of a
+flag per optimizer step when there are several), so every rank stops after the same optimizer step and
+before that step's validation: the state of a periodic checkpoint, from which a resumed run continues
+exactly. Lightning's SIGTERM flag is taken over at each batch so that its own stop does not come first;
+Lightning's requeue handler is switched off (``lmlab.reliability.slurm.trainer_plugins``). The requeue
+signal during a validation is acted on after the next optimizer step; SIGTERM during a validation stops it
+at once, as Lightning does (its weights are those of the step before; not covered by the tests).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -16,15 +36,66 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 log = logging.getLogger(__name__)
 
 
-class SaveOnSigterm(Callback):
-    def __init__(self, dirpath: str) -> None:
+class SaveOnSignal(Callback):
+    def __init__(self, dirpath: str, requeue_signal: signal.Signals | None = None) -> None:
         self.dirpath = Path(dirpath)
+        self.requeue_signal = requeue_signal
         self.saved: Path | None = None
+        self.requeue = False  # the stop was the requeue signal (on some rank): requeue after the save
+        self._sigterm = False  # SIGTERM seen on this rank, not acted on yet
+        self._requeue_asked = False  # the requeue signal seen on this rank (set by the handler)
+
+    def _on_requeue_signal(self, signum: int, frame: Any) -> None:
+        self._requeue_asked = True  # nothing else in a handler: the save happens at the next optimizer step
+
+    @contextmanager
+    def listening(self) -> Iterator[None]:
+        """The requeue signal's handler, around the whole run: installed before any data loader worker is
+        forked (workers inherit it; SLURM signals them too, and the default action would end them)."""
+        if self.requeue_signal is None or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(self.requeue_signal, self._on_requeue_signal)
+        try:
+            yield
+        finally:
+            signal.signal(self.requeue_signal, previous)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        # Lightning's SIGTERM flag, taken over (see the module docstring)
+        connector = trainer._signal_connector
+        if connector.received_sigterm:
+            self._sigterm, connector.received_sigterm = True, False
+        stepped = (batch_idx + 1) % trainer.accumulate_grad_batches == 0 or trainer.is_last_batch
+        if not stepped:
+            return
+        asked = self._sigterm or self._requeue_asked
+        if trainer.world_size > 1:  # every rank stops after the same step, or none does
+            asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
+        if not asked:
+            return
+        requeue = self._requeue_asked
+        if trainer.world_size > 1:
+            requeue = trainer.strategy.reduce_boolean_decision(requeue, all=False)
+        self.requeue = requeue
+        raise SIGTERMException
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # a SIGTERM that came while validating: act on it after the next optimizer step (see on_train_batch_end)
+        connector = trainer._signal_connector
+        if trainer.state.fn == "fit" and connector.received_sigterm:
+            self._sigterm, connector.received_sigterm = True, False
+
+    on_train_epoch_end = on_validation_end
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
             return
-        path = self.dirpath / f"sigterm-step{trainer.global_step:06d}.ckpt"
+        kind = "requeue" if self.requeue else "sigterm"
+        path = self.dirpath / f"{kind}-step{trainer.global_step:06d}.ckpt"
         trainer.save_checkpoint(path)
         self.saved = path
-        log.warning("Received SIGTERM: saved %s; continue with the same command and resume=auto", path)
+        what = "the requeue signal" if self.requeue else "SIGTERM"
+        log.warning("Received %s: saved %s; continue with the same command and resume=auto", what, path)

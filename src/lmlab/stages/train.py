@@ -41,7 +41,8 @@ from lmlab.data.base import BaseDataModule
 from lmlab.errors import ConfigError, config_stage
 from lmlab.models import FineTuning, aux_lm_head, count_parameters
 from lmlab.optim import check_optimizer
-from lmlab.reliability.signals import SaveOnSigterm
+from lmlab.reliability.signals import SaveOnSignal
+from lmlab.reliability.slurm import requeue_job, trainer_plugins
 from lmlab.scale.batching import accumulation_steps
 from lmlab.scale.hydra_ddp import LaunchEnvironment
 from lmlab.scale.hydra_ddp import install as install_hydra_ddp
@@ -66,11 +67,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer, sigterm = _build_trainer(cfg, config, module, datamodule, resume, output_dir)
     summary = _describe_run(trainer, module, datamodule, config, output_dir)
     # The launcher's environment is restored afterwards, for the next job of a multirun in this process.
-    with LaunchEnvironment():
+    with LaunchEnvironment(), sigterm.listening():
         try:
             return _fit_test_export(cfg, trainer, module, datamodule, config, output_dir, summary, ckpt_path)
         except SIGTERMException:
             summary.update(status="preempted", checkpoint=str(sigterm.saved))
+            if sigterm.requeue and global_rank() == 0:  # saved on every rank: now give the job back to SLURM
+                summary["requeued"] = requeue_job()
             _write_metrics(trainer, output_dir, _float_metrics(trainer.callback_metrics), summary)
             raise SystemExit(EXIT_PREEMPTED) from None
         except BaseException as e:
@@ -193,7 +196,8 @@ def _build_trainer(cfg, config, module, datamodule, resume, output_dir):
         loggers = build_loggers(
             cfg, resume.path if resume else None, resume.meta.get("wandb_run_id") if resume else None
         )
-    sigterm = SaveOnSigterm(str(output_dir / "checkpoints"))
+    slurm, requeue_signal = trainer_plugins(cfg)  # on SLURM: lmlab's requeue, not Lightning's
+    sigterm = SaveOnSignal(str(output_dir / "checkpoints"), requeue_signal)
     no_validation = {} if datamodule.has_stage("validation") else {"limit_val_batches": 0}
     if no_validation:
         log.info("No validation data (data.splits.validation is not set): training runs without validation")
@@ -203,6 +207,7 @@ def _build_trainer(cfg, config, module, datamodule, resume, output_dir):
             callbacks=[*callbacks, metadata, sigterm, ValidationHistory()],
             logger=loggers or False,
             **no_validation,
+            **slurm,
         )
     if resume:
         resume.check_strategy(trainer.strategy)  # a sharded folder needs the strategy that wrote it

@@ -110,7 +110,8 @@ class TaskModule(LightningModule):
             checkpoint["state_dict"] = adapter_state(self, checkpoint["state_dict"])
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = self.complete_state_dict(checkpoint["state_dict"])
+        if "state_dict" in checkpoint:  # a sharded (FSDP) checkpoint loads its weights apart, into the model
+            checkpoint["state_dict"] = self.complete_state_dict(checkpoint["state_dict"])
 
     def complete_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A checkpoint's state dict, completed with the frozen base weights when it holds only adapters."""
