@@ -110,6 +110,13 @@ def test_errors_come_before_data_preparation(tiny_overrides, tmp_path):
     assert not list((Path(tmp_path) / "cache").rglob("*"))  # no tokenizer trained, nothing tokenized
 
 
+def test_a_switch_that_is_not_true_or_false(tiny_overrides, tmp_path):
+    """slurm_requeue=maybe is refused up front (not only on SLURM, where it is read), naming the override."""
+    with pytest.raises(ConfigError, match=r"slurm_requeue='maybe' must be true or false"):
+        run([*tiny_overrides, "slurm_requeue=maybe"], tmp_path)
+    assert not list((Path(tmp_path) / "cache").rglob("*"))
+
+
 def test_failed_export_leaves_no_complete_looking_folder(tiny_overrides, tmp_path, monkeypatch):
     from transformers import PreTrainedTokenizerFast
 

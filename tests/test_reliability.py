@@ -134,6 +134,28 @@ def test_slurm_requeue_signal_saves_after_a_step_requeues_and_resumes_exactly(
     assert_same_weights(run / "checkpoints" / "last.ckpt", uninterrupted)
 
 
+def test_slurm_plugins_switch_lightnings_requeue_off(tmp_path, tiny_overrides, monkeypatch):
+    """On SLURM the trainer gets the configured plugins plus a SLURM environment without Lightning's
+    auto-requeue, and lmlab listens to SIGUSR1 (not with slurm_requeue=false); off SLURM nothing changes."""
+    import signal
+
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    from lmlab.checkpoints import AtomicCheckpointIO
+    from lmlab.reliability.slurm import trainer_plugins
+
+    cfg = compose(tiny_overrides, tmp_path / "run")
+    assert trainer_plugins(cfg) == ({}, None)
+    for name, value in SLURM_JOB.items():
+        monkeypatch.setenv(name, value)
+    kwargs, signum = trainer_plugins(cfg)
+    io, environment = kwargs["plugins"]
+    assert isinstance(io, AtomicCheckpointIO) and isinstance(environment, SLURMEnvironment)
+    assert environment.auto_requeue is False and signum == signal.SIGUSR1
+    kwargs, signum = trainer_plugins(compose([*tiny_overrides, "slurm_requeue=false"], tmp_path / "run"))
+    assert kwargs["plugins"][1].auto_requeue is False and signum is None
+
+
 ENDINGS = {
     "max_steps": [],
     "max_epochs": ["trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=12"],

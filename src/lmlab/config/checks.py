@@ -35,10 +35,15 @@ TYPED_KEYS = {
     "trainer.gradient_clip_val": (float, "1.0"),
     "trainer.log_every_n_steps": (int, "50"),
 }
+BOOL_KEYS = ("slurm_requeue",)
 
 
 def check_types(cfg: DictConfig) -> None:
     """``optimizer.lr=abc`` fails here, naming the override, instead of deep inside torch after data preparation."""
+    for key in BOOL_KEYS:
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is not None and not isinstance(value, bool):
+            raise ConfigError(f"{key}={value!r} must be true or false")
     for key, (kind, example) in TYPED_KEYS.items():
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if value is None:

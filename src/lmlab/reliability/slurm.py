@@ -19,8 +19,6 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from lmlab.errors import ConfigError
-
 log = logging.getLogger(__name__)
 
 
@@ -29,9 +27,7 @@ def trainer_plugins(cfg: DictConfig) -> tuple[dict[str, Any], signal.Signals | N
     auto-requeue) and the signal lmlab requeues on; nothing when the run is not a SLURM job."""
     from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment
 
-    requeue = cfg.get("slurm_requeue", True)
-    if not isinstance(requeue, bool):
-        raise ConfigError(f"slurm_requeue={requeue!r} must be true or false")
+    requeue = cfg.get("slurm_requeue", True)  # a bool: lmlab.config.checks
     if not SLURMEnvironment.detect():
         return {}, None
     plugins = [instantiate(p) if isinstance(p, DictConfig) else p for p in cfg.trainer.get("plugins") or []]
