@@ -101,7 +101,8 @@ def child_command(
     clock = "+callbacks.gpu_check"
     expected = gpt2_params(s["vocab"], s["positions"], s["layers"], s["width"])
     return [
-        sys.executable, str(ROOT / "train.py"), "model=gpt2_124m", "model.pad_vocab_multiple=1",
+        sys.executable, str(ROOT / "train.py"), "model=gpt2_124m", "optimizer=adamw", "scheduler=cosine",
+        "model.pad_vocab_multiple=1",
         f"model.config.n_layer={s['layers']}", f"model.config.n_embd={s['width']}",
         f"model.config.n_head={s['heads']}", f"model.config.n_positions={s['positions']}",
         f"task.compile={str(s['compile']).lower()}", "data._target_=gpu_check_parts.SyntheticTokens", "data.source=null",

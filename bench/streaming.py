@@ -116,6 +116,8 @@ json.dump({"first_batch_s": t1 - t0, "tokens": n, "tokens_per_s": n / (t2 - t1)}
 
 STEP = [
     "model=gpt_tiny",
+    "optimizer=adamw",
+    "scheduler=cosine",
     "tokenizer=pretrained",
     "trainer.accelerator=cpu",
     "trainer.val_check_interval=100000",

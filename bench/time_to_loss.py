@@ -24,9 +24,9 @@ Systems (each run a fresh process; the order rotates with the seed, so no system
   nanogpt      bench/nanogpt_ref.py's model (bias-free) and loop with nanoGPT's shakespeare_char recipe:
                AdamW lr 1e-3, betas (0.9, 0.99), decay 0.1, clipping 1.0, 100 warm-up steps (a tenth of the
                budget below 1,000 steps), cosine to lr / 10 at the budget; PyTorch's default AdamW kernel
-  gpt2-adamw   `python train.py model=gpt_tiny` at the shape, today's default recipe: Hugging Face GPT-2
-               with biases, AdamW lr 1e-3, betas (0.9, 0.95), decay 0.1, clipping 1.0, 5% warm-up, cosine
-               to lr / 10
+  gpt2-adamw   `python train.py model=gpt_tiny optimizer=adamw scheduler=cosine` at the shape, the default
+               recipe before 2026-12-01: Hugging Face GPT-2 with biases, AdamW lr 1e-3, betas (0.9, 0.95),
+               decay 0.1, clipping 1.0, 5% warm-up, cosine to lr / 10
   llama-adamw  `model=llama_tiny` at the shape (SwiGLU, RoPE, RMSNorm; half as many key/value heads as
                query heads and an MLP 3 x width wide: 12 x width^2 weights a layer, as GPT-2), same AdamW
   llama-muon   the same model with `optimizer=muon scheduler=wsd` as shipped: Muon lr 0.02 on the hidden
@@ -107,7 +107,12 @@ def lmlab_cmd(system: str, shape: dict, steps: int, data: list[str], run_dir: Pa
         model = ["model=llama_tiny", f"model.config.num_hidden_layers={L}", f"model.config.hidden_size={W}",
                  f"model.config.num_attention_heads={H}", f"model.config.num_key_value_heads={kv}",
                  f"model.config.intermediate_size={3 * W}"]  # fmt: skip
-    recipe = ["optimizer=muon", "scheduler=wsd"] if system == "llama-muon" else []
+    # every system names its recipe: clm_text_files and clm_wikitext2 default to Muon + WSD
+    recipe = (
+        ["optimizer=muon", "scheduler=wsd"]
+        if system == "llama-muon"
+        else ["optimizer=adamw", "scheduler=cosine"]
+    )
     args = [
         *data, *model, "model.pad_vocab_multiple=1", *recipe, f"data.block_size={T}", f"data.batch_size={B}",
         "trainer.accelerator=cpu", f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps}",

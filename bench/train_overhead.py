@@ -104,7 +104,8 @@ def ours_cmd(system: str, shape: dict, data_overrides: list[str], run_dir: Path,
     before = ["optimizer.fused=false"] if system == "ours-before" else []  # lmlab before issue 7
     nobias = ["model.config.bias=false"] if system == "ours-nobias" else []  # nanoGPT's architecture
     return [
-        sys.executable, "train.py", *data_overrides, *before, *nobias,
+        sys.executable, "train.py", *data_overrides, "model=gpt_small", "optimizer=adamw", "scheduler=cosine",
+        *before, *nobias,
         f"model.implementation={impl}", f"model.config.n_layer={L}", f"model.config.n_embd={W}",
         f"model.config.n_head={H}", f"model.config.n_positions={T}", "model.config.resid_pdrop=0.0",
         "model.config.embd_pdrop=0.0", "model.config.attn_pdrop=0.0", "model.pad_vocab_multiple=1",
