@@ -156,6 +156,19 @@ def test_slurm_plugins_switch_lightnings_requeue_off(tmp_path, tiny_overrides, m
     assert kwargs["plugins"][1].auto_requeue is False and signum is None
 
 
+def test_requeue_names_array_tasks_and_says_what_to_do_when_scontrol_fails(tmp_path, monkeypatch, caplog):
+    from lmlab.reliability.slurm import requeue_job, slurm_job_id
+
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "4200")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "7")
+    assert slurm_job_id() == "4200_7"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no scontrol here
+    assert requeue_job() is False
+    assert "Could not requeue SLURM job 4200_7" in caplog.text
+    assert "submit the same script again" in caplog.text
+
+
 ENDINGS = {
     "max_steps": [],
     "max_epochs": ["trainer.max_steps=-1", "trainer.max_epochs=2", "+trainer.limit_train_batches=12"],

@@ -17,7 +17,7 @@ before that step's validation: the state of a periodic checkpoint, from which a 
 exactly. Lightning's SIGTERM flag is taken over at each batch so that its own stop does not come first;
 Lightning's requeue handler is switched off (``lmlab.reliability.slurm.trainer_plugins``). The requeue
 signal during a validation is acted on after the next optimizer step; SIGTERM during a validation stops it
-at once, as Lightning does (its weights are those of the step before; not covered by the tests).
+at once, as Lightning does (after the step it follows; not covered by the tests).
 """
 
 from __future__ import annotations
