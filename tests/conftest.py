@@ -249,25 +249,36 @@ class SignalAtStep:
 
     def __new__(
         cls, step: int | None = None, signal: str = "SIGKILL", once_file: str | None = None,
-        micro_batch: int | None = None,
+        micro_batch: int | None = None, val_batch: int | None = None,
     ):  # fmt: skip
-        """`micro_batch=N` instead of `step`: at the end of this run's N-th training micro-batch (1-based)."""
+        """`micro_batch=N` instead of `step`: at the end of this run's N-th training micro-batch (1-based);
+        `val_batch=N`: at the end of the N-th batch of the first validation after `step` (sanity check aside)."""
         import os
         import signal as signals
 
         from lightning.pytorch import Callback
 
         class _Signal(Callback):
-            seen = 0
+            seen, sent = 0, False
 
             def on_train_batch_end(self, trainer, *args, **kwargs):
                 self.seen += 1
+                now = self.seen == micro_batch if micro_batch else trainer.global_step == step
+                if now and not val_batch:
+                    self.send(trainer)
+
+            def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, *args):
+                after = val_batch and not trainer.sanity_checking and trainer.global_step >= step
+                if after and batch_idx + 1 == val_batch and not self.sent:
+                    self.send(trainer)
+
+            def send(self, trainer):
                 # one file per rank: every rank of a multi-process run is killed once
                 once = Path(f"{once_file}.rank{trainer.global_rank}") if once_file else None
-                now = self.seen == micro_batch if micro_batch else trainer.global_step == step
-                if now and not (once and once.exists()):
+                if not (once and once.exists()):
                     if once:
                         once.touch()
+                    self.sent = True
                     os.kill(os.getpid(), getattr(signals, signal))
 
         return _Signal()

@@ -116,11 +116,12 @@ def test_classification_with_augmentation_resumes_exactly(every, kill_after, als
 
 
 def sigterm_and_resume(overrides, where, tmp_path):
-    """An uninterrupted run; the same run sent SIGTERM (`where`: SignalAtStep's step= or micro_batch=), which
-    must exit with 143 leaving one sigterm-step*.ckpt; resumed from it. The checkpoint, and the final states
-    of the uninterrupted and the resumed run."""
+    """An uninterrupted run; the same run sent SIGTERM (`where`: SignalAtStep's step=, micro_batch=,
+    val_batch=), which must exit with 143 leaving one sigterm-step*.ckpt; resumed from it. The checkpoint, and
+    the final states of the uninterrupted and the resumed run."""
     train(compose(overrides, tmp_path / "straight"))
-    kill = ["+callbacks.kill._target_=conftest.SignalAtStep", "+callbacks.kill.signal=SIGTERM", where]
+    kill = ["+callbacks.kill._target_=conftest.SignalAtStep", "+callbacks.kill.signal=SIGTERM"]
+    kill += [where] if isinstance(where, str) else where
     with pytest.raises(SystemExit) as stopped:
         train(compose([*overrides, *kill], tmp_path / "first"))
     assert stopped.value.code == 143
@@ -154,6 +155,23 @@ def test_sigterm_in_a_gradient_accumulation_stops_after_the_step(wikitext_dir, t
     assert ckpt.name == "sigterm-step000005.ckpt"
     assert a["global_step"] == b["global_step"] == 8
     assert_same_weights(a["state_dict"], b["state_dict"])
+
+
+def test_sigterm_during_a_validation_resumes_exactly(wikitext_dir, tmp_path):
+    """SIGTERM after the first of the two batches of step 6's validation: the resumed run ends with the
+    uninterrupted run's weights and the same validation results at every step, step 6 included (computed
+    on the whole validation set, not on the batches left after the signal)."""
+    overrides = [*TINY, *RUN, f"paths.data_dir={wikitext_dir}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    overrides += ["trainer.max_steps=9"]
+    where = ["+callbacks.kill.step=6", "+callbacks.kill.val_batch=1"]
+    ckpt, a, b = sigterm_and_resume(overrides, where, tmp_path)
+    assert ckpt.name.startswith("sigterm-step")
+    assert a["global_step"] == b["global_step"] == 9
+    assert_same_weights(a["state_dict"], b["state_dict"])
+    history = [state["callbacks"]["ValidationHistory"]["by_step"] for state in (a, b)]
+    assert sorted(history[0]) == sorted(history[1]) == [3, 6, 9]
+    for step, metrics in history[0].items():
+        assert metrics == pytest.approx(history[1][step], rel=1e-6), f"validation at step {step}"
 
 
 @pytest.mark.slow  # Lightning's own epoch-end save, unchanged by lmlab

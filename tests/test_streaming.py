@@ -220,6 +220,28 @@ def test_preparation_restarted_after_a_kill_equals_an_uninterrupted_one(corpus, 
     assert files(tmp_path / "shards") == files(shards)
 
 
+INTERRUPT_MID_PART = KILL_MID_PART.replace("SIGKILL", "SIGINT")
+
+
+def test_ctrl_c_during_tokenizing_exits_130_and_leaves_no_manifest(corpus, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while litdata tokenizes the second
+    part: exit 130 (litdata's own handler ended the process with 0), a message saying how to go on, the first
+    part recorded and no manifest: the shards do not look complete."""
+    args = [*PREPARE, f"paths.data_dir={corpus}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    args += [f"location={tmp_path / 'shards'}", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    stopped = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_MID_PART, str(ROOT / "prepare_data.py"), *args], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300, start_new_session=True,
+    )  # fmt: skip
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert "train: part 1 done" in stopped.stdout and "train: part 2 done" not in stopped.stdout
+    assert "run the same command to go on" in stopped.stderr
+    assert not (tmp_path / "shards" / "lmlab_shards.json").exists()
+    progress = json.loads((tmp_path / "shards" / "lmlab_progress.json").read_text())
+    assert progress["splits"]["train"]["parts"] == 1
+
+
 def test_preparation_holds_the_text_of_one_part_at_a_time(corpus, tmp_path, monkeypatch):
     """Memory flat in corpus size: when a part is tokenized, the text of the parts before it is freed, and
     litdata's Ctrl-C handler (which held it) is gone."""

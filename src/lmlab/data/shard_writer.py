@@ -19,12 +19,9 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +29,7 @@ from typing import Any
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
+from lmlab.data.optimize_interrupt import interrupt_exits_130
 from lmlab.data.sources import Lines, TextSource
 from lmlab.data.sources.shards import FORMAT_VERSION, MANIFEST, PROGRESS, TOKENIZER_DIR, ShardLocation
 from lmlab.data.token_cache import BATCH_LINES, encode_lines, join_lines
@@ -200,7 +198,7 @@ def _write_split(
             bar.update(size)
             if number >= done["parts"]:  # parts finished before a restart are read again, not tokenized again
                 _remove_leftovers(location, stage, index)
-                with _sigint_restored():
+                with interrupt_exits_130():
                     optimize(
                         fn=tokenize, inputs=part, output_dir=location.join(stage),
                         chunk_size=settings.chunk_tokens, num_workers=min(settings.num_workers, len(part)),
@@ -250,18 +248,6 @@ def _parts(lines: Lines, part_chars: int) -> Iterator[tuple[list[TextBatch], int
         size += batch_size
     if part:
         yield part, size
-
-
-@contextmanager
-def _sigint_restored() -> Iterator[None]:
-    """Put back the Ctrl-C handler that litdata's ``optimize`` replaces and leaves set: its handler keeps the
-    call's data processor, hence the part's text, alive, and would end a later Ctrl-C with exit code 0."""
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        yield
-    finally:
-        if handler is not None and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, handler)
 
 
 def _remove_leftovers(location: ShardLocation, stage: str, index: dict[str, Any] | None) -> None:

@@ -16,8 +16,14 @@ flag per optimizer step when there are several), so every rank stops after the s
 before that step's validation: the state of a periodic checkpoint, from which a resumed run continues
 exactly. Lightning's SIGTERM flag is taken over at each batch so that its own stop does not come first;
 Lightning's requeue handler is switched off (``lmlab.reliability.slurm.trainer_plugins``). The requeue
-signal during a validation is acted on after the next optimizer step; SIGTERM during a validation stops it
-at once, as Lightning does (after the step it follows; not covered by the tests).
+signal during a validation is acted on after the next optimizer step.
+
+SIGTERM during a validation (of a fit) stops it at once, as Lightning does, since a long validation could
+outlast the grace period before SIGKILL. Lightning would restore that checkpoint as one saved after the
+validation and skip the rest of it (the step's validation results, best checkpoint and early-stopping check
+lost). The checkpoint's validation progress is therefore rewound to "the validation begun, no batch done":
+Lightning's restart path for a checkpoint saved inside a validation then runs the whole validation again
+before the next training step, as the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
 
+VAL_PROGRESS = "epoch_loop.val_loop.batch_progress"  # Lightning's key in the fit loop's state
+
 
 class SaveOnSignal(Callback):
     def __init__(self, dirpath: str, requeue_signal: signal.Signals | None = None) -> None:
@@ -44,6 +52,7 @@ class SaveOnSignal(Callback):
         self.requeue = False  # the stop was the requeue signal (on some rank): requeue after the save
         self._sigterm = False  # SIGTERM seen on this rank, not acted on yet
         self._requeue_asked = False  # the requeue signal seen on this rank (set by the handler)
+        self._rewind = False  # the checkpoint being saved is a stop inside a validation
 
     def _on_requeue_signal(self, signum: int, frame: Any) -> None:
         self._requeue_asked = True  # nothing else in a handler: the save happens at the next optimizer step
@@ -90,12 +99,32 @@ class SaveOnSignal(Callback):
 
     on_train_epoch_end = on_validation_end
 
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
+        if self._rewind:  # the stop checkpoint of a SIGTERM during a validation (see the module docstring)
+            rewind_validation(checkpoint["loops"]["fit_loop"])
+
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         if not isinstance(exception, SIGTERMException) or trainer.state.fn != "fit":
             return
         kind = "requeue" if self.requeue else "sigterm"
         path = self.dirpath / f"{kind}-step{trainer.global_step:06d}.ckpt"
-        trainer.save_checkpoint(path)
+        self._rewind = trainer.validating and not trainer.sanity_checking
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._rewind = False
         self.saved = path
         what = "the requeue signal" if self.requeue else "SIGTERM"
         log.warning("Received %s: saved %s; continue with the same command and resume=auto", what, path)
+
+
+def rewind_validation(fit_loop: dict[str, Any]) -> None:
+    """Set the validation progress of a fit loop's state to a validation that has begun its first batch and
+    finished none: Lightning's ``RESTARTED_MID_EVALUATION`` stage, from which the restored run validates from
+    the first batch on (the batches done before the stop are not counted twice)."""
+    progress = fit_loop[VAL_PROGRESS]
+    # batches of the earlier validations; "current" counts this one's
+    before = progress["total"]["completed"] - progress["current"]["completed"]
+    progress["total"] = {"ready": before + 1, "started": before + 1, "processed": before, "completed": before}
+    progress["current"] = {"ready": 1, "started": 1, "processed": 0, "completed": 0}
+    progress["is_last_batch"] = False
