@@ -185,28 +185,37 @@ def test_remote_location_reads_the_manifest_and_tokenizer_through_litdata_storag
     assert source.location.read_json("probe.json") is None
 
 
-KILL_MID_PART = """
+SIGNAL_MID_PART = """
 import os, runpy, signal, sys
 from lmlab.data import shard_writer
-call = shard_writer.TokenizeBatch.__call__
-def killing(self, batch):
+call, sent = shard_writer.TokenizeBatch.__call__, getattr(signal, sys.argv[1])
+def signalling(self, batch):
     if any(line.startswith(" = Article 9 = ") for line in batch.texts):
-        os.killpg(0, signal.SIGKILL)  # the whole preparation, workers included, as a scheduler would
+        os.killpg(0, sent)  # the whole preparation, workers included
     return call(self, batch)
-shard_writer.TokenizeBatch.__call__ = killing
-sys.argv = sys.argv[1:]
+shard_writer.TokenizeBatch.__call__ = signalling
+sys.argv = sys.argv[2:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def test_preparation_restarted_after_a_kill_equals_an_uninterrupted_one(corpus, shards, tmp_path, caplog):
+def prepare_signalled(
+    signal_name: str, corpus: Path, tmp_path: Path
+) -> tuple[list[str], subprocess.CompletedProcess]:
+    """prepare_data.py sent `signal_name` (with its workers, as a scheduler or a terminal does) while the
+    second part of the training split is tokenized; its overrides and the finished process."""
     args = [*PREPARE, f"paths.data_dir={corpus}", f"paths.cache_dir={tmp_path / 'cache'}"]
     args += [f"location={tmp_path / 'shards'}", f"hydra.run.dir={tmp_path / 'run'}"]
     env = {**os.environ, "HOME": str(tmp_path / "home")}
-    killed = subprocess.run(
-        [sys.executable, "-c", KILL_MID_PART, str(ROOT / "prepare_data.py"), *args], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300, start_new_session=True,
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNAL_MID_PART, signal_name, str(ROOT / "prepare_data.py"), *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, start_new_session=True,
     )  # fmt: skip
+    return args, done
+
+
+def test_preparation_restarted_after_a_kill_equals_an_uninterrupted_one(corpus, shards, tmp_path, caplog):
+    args, killed = prepare_signalled("SIGKILL", corpus, tmp_path)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert "train: part 1 done" in killed.stdout and "train: part 2 done" not in killed.stdout
     assert not (tmp_path / "shards" / "lmlab_shards.json").exists()
@@ -220,20 +229,11 @@ def test_preparation_restarted_after_a_kill_equals_an_uninterrupted_one(corpus, 
     assert files(tmp_path / "shards") == files(shards)
 
 
-INTERRUPT_MID_PART = KILL_MID_PART.replace("SIGKILL", "SIGINT")
-
-
 def test_ctrl_c_during_tokenizing_exits_130_and_leaves_no_manifest(corpus, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while litdata tokenizes the second
     part: exit 130 (litdata's own handler ended the process with 0), a message saying how to go on, the first
     part recorded and no manifest: the shards do not look complete."""
-    args = [*PREPARE, f"paths.data_dir={corpus}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    args += [f"location={tmp_path / 'shards'}", f"hydra.run.dir={tmp_path / 'run'}"]
-    env = {**os.environ, "HOME": str(tmp_path / "home")}
-    stopped = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_MID_PART, str(ROOT / "prepare_data.py"), *args], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=300, start_new_session=True,
-    )  # fmt: skip
+    _, stopped = prepare_signalled("SIGINT", corpus, tmp_path)
     assert stopped.returncode == 130, stopped.stderr[-3000:]
     assert "train: part 1 done" in stopped.stdout and "train: part 2 done" not in stopped.stdout
     assert "run the same command to go on" in stopped.stderr
