@@ -192,6 +192,7 @@ SLOW_CASES = {
     "block_size_beyond_the_model",
     "damaged_jsonl",
     "empty_train_split",
+    "incompatible_model_and_task",  # in-process: test_errors.py (the "has no masked_lm head" check)
     "invalid_utf8",
     "missing_checkpoint",
     "own_check_inside_instantiate",
