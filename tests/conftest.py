@@ -249,10 +249,11 @@ class SignalAtStep:
 
     def __new__(
         cls, step: int | None = None, signal: str = "SIGKILL", once_file: str | None = None,
-        micro_batch: int | None = None, val_batch: int | None = None,
+        micro_batch: int | None = None, val_batch: int | None = None, rank: int | None = None,
     ):  # fmt: skip
         """`micro_batch=N` instead of `step`: at the end of this run's N-th training micro-batch (1-based);
-        `val_batch=N`: at the end of the N-th batch of the first validation after `step` (sanity check aside)."""
+        `val_batch=N`: at the end of the N-th batch of the first validation after `step` (sanity check aside);
+        `rank=R`: only rank R is signalled (the others run on)."""
         import os
         import signal as signals
 
@@ -273,6 +274,8 @@ class SignalAtStep:
                     self.send(trainer)
 
             def send(self, trainer):
+                if rank is not None and trainer.global_rank != rank:
+                    return
                 # one file per rank: every rank of a multi-process run is killed once
                 once = Path(f"{once_file}.rank{trainer.global_rank}") if once_file else None
                 if not (once and once.exists()):

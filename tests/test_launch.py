@@ -159,3 +159,38 @@ def test_two_nodes_killed_and_resumed(launcher, one_process, wikitext_dir, tmp_p
     assert_same_export(run_dir, one_process)
     ids = {p.name.rsplit("-", 1)[-1] for p in (run_dir / "wandb").glob("offline-run-*")}
     assert len(ids) == 1 and len(list((run_dir / "wandb").glob("offline-run-*"))) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("where", "stop_step"), [("step", 7), ("validation", 9)])
+def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step(
+    where, stop_step, one_process, wikitext_dir, tmp_path
+):
+    """SIGTERM to rank 1 only (``kill`` of one process), at the end of step 7, or during the validation at
+    step 8 (acted on after step 9 on several processes): no hang, both ranks stop after the same optimizer
+    step, one stop checkpoint, status preempted; the same command with resume=auto ends with one process's
+    weights."""
+    where_args = ["+callbacks.kill.step=7"] if where == "step" else ["+callbacks.kill.step=8"]
+    where_args += ["+callbacks.kill.val_batch=1"] if where == "validation" else []
+    args = [*RUN, *data_overrides(wikitext_dir, tmp_path), "trainer=ddp_cpu", "data.batch_size=4"]
+    args += [
+        "resume=auto",
+        "+callbacks.kill._target_=conftest.SignalAtStep",
+        "+callbacks.kill.signal=SIGTERM",
+    ]
+    args += [*where_args, "+callbacks.kill.rank=1", f"+callbacks.kill.once_file={tmp_path / 'signalled'}"]
+    script = [str(ROOT / "train.py"), *args]
+
+    (first,) = torchrun_nodes(script, tmp_path, nnodes=1, nproc=2)
+    assert first.returncode != 0, first.stdout[-3000:]
+    assert not (tmp_path / "signalled.rank0").exists() and (tmp_path / "signalled.rank1").exists()
+    run_dir = only_run(tmp_path)
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "preempted"
+    saved = sorted(p.name for p in (run_dir / "checkpoints").glob("sigterm-*.ckpt"))
+    assert saved == [f"sigterm-step{stop_step:06d}.ckpt"], first.stdout[-3000:]
+
+    (second,) = torchrun_nodes(script, tmp_path, nnodes=1, nproc=2)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert resumed_from([second]) == [str(run_dir / "checkpoints" / saved[0])] * 2
+    assert_one_run(run_dir, tmp_path)
+    assert_same_export(run_dir, one_process)

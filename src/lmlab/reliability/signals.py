@@ -18,8 +18,16 @@ exactly. Lightning's SIGTERM flag is taken over at each batch so that its own st
 Lightning's requeue handler is switched off (``lmlab.reliability.slurm.trainer_plugins``). The requeue
 signal during a validation is acted on after the next optimizer step.
 
-SIGTERM during a validation (of a fit) stops it at once, as Lightning does, since a long validation could
-outlast the grace period before SIGKILL. Lightning would restore that checkpoint as one saved after the
+Lightning's own SIGTERM handler also broadcasts a flag from rank 0 (a collective inside a signal handler):
+when the signal reaches one rank only (``kill`` of one process, a node's OOM handling), or reaches the ranks
+at different points of their collectives, that broadcast pairs with another rank's gradient all-reduce or
+barrier, and the job hangs until the process group's timeout. Here the SIGTERM handler only sets a flag
+(and, as Lightning's does, passes the signal on to the ranks that Lightning's own launcher started).
+
+SIGTERM during a validation (of a fit) in one process stops it at once, as Lightning does, since a long
+validation could outlast the grace period before SIGKILL. On several processes the ranks cannot agree inside
+a validation without a collective per batch (which would hang where ranks hold different numbers of
+validation batches), so the stop waits for the next optimizer step, as the requeue signal's does. Lightning would restore that checkpoint as one saved after the
 validation and skip the rest of it (the step's validation results, best checkpoint and early-stopping check
 lost). The checkpoint's validation progress is therefore rewound to "the validation begun, no batch done":
 Lightning's restart path for a checkpoint saved inside a validation then runs the whole validation again
@@ -33,6 +41,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +65,21 @@ class SaveOnSignal(Callback):
 
     def _on_requeue_signal(self, signum: int, frame: Any) -> None:
         self._requeue_asked = True  # nothing else in a handler: the save happens at the next optimizer step
+
+    def _on_sigterm(self, trainer: Trainer, signum: int, frame: Any) -> None:
+        """Lightning's SIGTERM handler without its broadcast (see the module docstring)."""
+        connector = trainer._signal_connector
+        launcher = trainer.strategy.launcher
+        if launcher is not None and not (self._sigterm or connector.received_sigterm):
+            launcher.kill(signum)  # the ranks Lightning started itself get the signal too
+        if trainer.world_size > 1 and trainer.state.fn == "fit":
+            self._sigterm = True  # agreed by all ranks at the next optimizer step (on_train_batch_end)
+        else:
+            connector.received_sigterm = True  # Lightning's flag: it also stops a validation at once
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Lightning registers its SIGTERM handler from this attribute after the setup hooks have run
+        trainer._signal_connector._sigterm_notifier_fn = partial(self._on_sigterm, trainer)
 
     @contextmanager
     def listening(self) -> Iterator[None]:
