@@ -162,7 +162,11 @@ def test_two_nodes_killed_and_resumed(launcher, one_process, wikitext_dir, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("where", "stop_step"), [("step", 7), ("validation", 9)])
+@pytest.mark.parametrize(
+    ("where", "stop_step"),
+    [(["+callbacks.kill.step=7"], 7), (["+callbacks.kill.step=8", "+callbacks.kill.val_batch=1"], 9)],
+    ids=["step", "validation"],
+)
 def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step(
     where, stop_step, one_process, wikitext_dir, tmp_path
 ):
@@ -170,15 +174,13 @@ def test_sigterm_to_one_rank_stops_every_rank_after_the_same_step(
     step 8 (acted on after step 9 on several processes): no hang, both ranks stop after the same optimizer
     step, one stop checkpoint, status preempted; the same command with resume=auto ends with one process's
     weights."""
-    where_args = ["+callbacks.kill.step=7"] if where == "step" else ["+callbacks.kill.step=8"]
-    where_args += ["+callbacks.kill.val_batch=1"] if where == "validation" else []
     args = [*RUN, *data_overrides(wikitext_dir, tmp_path), "trainer=ddp_cpu", "data.batch_size=4"]
     args += [
         "resume=auto",
         "+callbacks.kill._target_=conftest.SignalAtStep",
         "+callbacks.kill.signal=SIGTERM",
     ]
-    args += [*where_args, "+callbacks.kill.rank=1", f"+callbacks.kill.once_file={tmp_path / 'signalled'}"]
+    args += [*where, "+callbacks.kill.rank=1", f"+callbacks.kill.once_file={tmp_path / 'signalled'}"]
     script = [str(ROOT / "train.py"), *args]
 
     (first,) = torchrun_nodes(script, tmp_path, nnodes=1, nproc=2)

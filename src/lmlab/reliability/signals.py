@@ -24,14 +24,16 @@ at different points of their collectives, that broadcast pairs with another rank
 barrier, and the job hangs until the process group's timeout. Here the SIGTERM handler only sets a flag
 (and, as Lightning's does, passes the signal on to the ranks that Lightning's own launcher started).
 
-SIGTERM during a validation (of a fit) in one process stops it at once, as Lightning does, since a long
-validation could outlast the grace period before SIGKILL. On several processes the ranks cannot agree inside
-a validation without a collective per batch (which would hang where ranks hold different numbers of
-validation batches), so the stop waits for the next optimizer step, as the requeue signal's does. Lightning would restore that checkpoint as one saved after the
-validation and skip the rest of it (the step's validation results, best checkpoint and early-stopping check
-lost). The checkpoint's validation progress is therefore rewound to "the validation begun, no batch done":
-Lightning's restart path for a checkpoint saved inside a validation then runs the whole validation again
-before the next training step, as the uninterrupted run did.
+On several processes a SIGTERM during a validation is acted on after the next optimizer step, as the requeue
+signal is: the ranks cannot agree inside a validation without a collective per batch, which would hang where
+ranks hold different numbers of validation batches.
+
+In one process, SIGTERM during a validation (of a fit) stops it at once, as Lightning does, since a long
+validation could outlast the grace period before SIGKILL. Lightning would restore that checkpoint as one
+saved after the validation and skip the rest of it (the step's validation results, best checkpoint and
+early-stopping check lost). The checkpoint's validation progress is therefore rewound to "the validation
+begun, no batch done": Lightning's restart path for a checkpoint saved inside a validation then runs the
+whole validation again before the next training step, as the uninterrupted run did.
 """
 
 from __future__ import annotations
