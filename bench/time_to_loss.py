@@ -43,13 +43,12 @@ every evaluation and during Lightning's own validation. Process start-up, data l
 are off the clock for all; lmlab's logging, progress bar and periodic checkpoints are on it (the real path).
 Tokens: lmlab counts the input ids of its batches; nanoGPT steps x batch x context.
 
-Full runs, 3 seeds each, with the time each takes on this 2-core machine (one torch thread, load 1-1.5;
-half as long again at load 3), estimated from the step rates, evaluation speed and start-up times of --quick
-runs (the script prints the estimate):
-    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape tiny    # about 35 min
+Full runs, 3 seeds each, with the time each took on this 2-core machine (one torch thread, load 1.0; half
+as long again at load 3; --quick prints an estimate from its step rates, evaluation speed and start-up times):
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape tiny    # about 50 min
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape tiny      # about 1.5 h
-    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape small   # about 5.5-6 h
-    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # about 7-8 h (*)
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape small   # about 7 h 15 min
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # about 9 h (*)
 (*) extrapolated from the small Shakespeare run and the larger output layer (8,192 tokens): not measured.
 At 2,000 steps the tiny shape sees WikiText-2 valid six times over: watch for the overfitting note. Each run
 writes bench/results/time_to_loss_<corpus>_<shape>.json (--json elsewhere; --quick only with --json).
