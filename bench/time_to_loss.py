@@ -49,8 +49,8 @@ as long again at load 3; --quick prints an estimate from its step rates, evaluat
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape tiny      # about 1.5 h
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape small   # about 7 h 15 min
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # about 10.5 h (*)
-(*) nanoGPT and GPT-2 runs measured (47 and 46 min each, 9.5 min of it evaluating); Llama + AdamW (~50 min)
-and Llama + Muon (~65 min) extrapolated from their tokens/s relative to nanoGPT on small Shakespeare.
+(*) nanoGPT, GPT-2 and Llama + AdamW runs measured (47, 46 and 49 min each, 9.5-11.5 min of it evaluating);
+Llama + Muon (~65 min) extrapolated from its tokens/s relative to nanoGPT on small Shakespeare.
 At 2,000 steps the tiny shape sees WikiText-2 valid six times over: watch for the overfitting note. Each run
 writes bench/results/time_to_loss_<corpus>_<shape>.json (--json elsewhere; --quick only with --json).
 Several sittings: --stop-after MINUTES starts no run after that long and keeps the finished runs in
