@@ -30,6 +30,23 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id() -> str:
+    """Family, model, stepping, cache and vector extensions: what tells apart two VMs of the same CPU name."""
+    info: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.machine()
+    flags = set(info.get("flags", "").split())
+    ext = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
+    return (
+        f"family {info.get('cpu family')} model {info.get('model')} stepping {info.get('stepping')}, "
+        f"cache {info.get('cache size')}, {'+'.join(ext) or 'no avx2'}"
+    )
+
+
 def machine_facts() -> dict[str, Any]:
     """CPU, cores, threads, library versions, date and the load average (the machine is shared)."""
     import lightning
@@ -39,6 +56,7 @@ def machine_facts() -> dict[str, Any]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "cpu": cpu_name(),
+        "cpu_id": cpu_id(),
         "cores": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "torch_threads": torch.get_num_threads(),

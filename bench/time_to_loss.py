@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare|wikitext2 --shape tiny|small
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --quick --corpus wikitext2   # plumbing check, 1.5-2.5 min
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small --report  # runs kept so far
 
 The target is nanoGPT's final validation loss after its budget (--budget steps), the mean over the seeds (one
 number for all seeds: the systems share no initialization or data order, so pairing seeds would add noise).
@@ -49,27 +50,40 @@ as long again at load 3; --quick prints an estimate from its step rates, evaluat
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape tiny      # about 1.5 h
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape small   # about 7 h 15 min
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # about 10.5 h (*)
-(*) nanoGPT, GPT-2 and Llama + AdamW runs measured (47, 46 and 49 min each, 9.5-11.5 min of it evaluating);
-Llama + Muon (~65 min) extrapolated from its tokens/s relative to nanoGPT on small Shakespeare.
+(*) on the VM of its first sittings: nanoGPT, GPT-2 and Llama + AdamW 46-49 min a run (9.5-11.5 min of it
+evaluating); Llama + Muon took 37 min on a later, faster VM of the same CPU name (eval 1.5x faster).
 At 2,000 steps the tiny shape sees WikiText-2 valid six times over: watch for the overfitting note. Each run
 writes bench/results/time_to_loss_<corpus>_<shape>.json (--json elsewhere; --quick only with --json).
 Several sittings: --stop-after MINUTES starts no run after that long and keeps the finished runs in
 <json>.partial.json; the same command again (same settings) runs only the missing (system, seed) pairs.
+Every run records the machine it ran on (``cpu_id``: family, model, stepping, cache, vector extensions) and
+the date; --report prints the table of the runs kept so far without running anything.
+
+Clocks across sittings (bench/ttl_report.py): a cloud VM of the same CPU name can be 1.5x faster than the
+one before, so runs made in different sittings, or several at once (--jobs 2: one torch thread each, twice
+the runs an hour; the curves are the same, the clocks are not the runs' speed), do not compare by their own
+clocks. Tokens to target do not depend on the machine. So the rates are measured apart, every system next
+to the others in one quiet sitting, and the report divides each run's tokens to target by its system's rate:
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small --throughput 60 --repeats 3
+(each system 60 steps a run, 3 runs in rotating order, tokens/s over the second half of each run; about
+25 min at the small shape) writes <json>_throughput.json; the report prints a second table at those rates
+whenever that file exists, and says when the runs' own clocks come from several machines or shared CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
+import threading
 import time
-from itertools import pairwise
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import ROOT, SHARED_DATA, load_now, machine_facts, print_facts, run_child
 from train_overhead import SHAPES, prepare
+from ttl_report import rate, rates, report
 
 from lmlab.data.token_cache import load_tokens
 
@@ -78,6 +92,7 @@ BUDGETS = {"tiny": 2000, "small": 1000}  # nanoGPT's steps
 LR_KEYS = {"gpt2-adamw": "optimizer.lr", "llama-adamw": "optimizer.lr", "llama-muon": "optimizer.muon.lr"}
 EVAL_TOKENS = 65_536  # validation tokens evaluated by default: 59% of Shakespeare's, 21% of WikiText-2 test
 QUICK = dict(budget=40, eval_every=10, eval_tokens=4096)
+THROUGHPUT_EVAL_TOKENS = 4096  # a throughput run evaluates only to put its clock's points on record
 
 
 def prepare_wikitext2(work: Path) -> tuple[dict[str, Path], int, list[str]]:
@@ -138,92 +153,6 @@ def nanogpt_cmd(shape: dict, budget: int, folders: dict, vocab: int, seed: int, 
     return cmd + (["--lr", lr] if lr else [])
 
 
-def crossing(points: list[dict], target: float) -> dict | None:
-    """Time, tokens and step at which the curve first reaches ``target``: linear between evaluations."""
-    if points[0]["loss"] <= target:
-        return dict(points[0])
-    for prev, cur in pairwise(points):
-        if cur["loss"] <= target:
-            f = (prev["loss"] - target) / (prev["loss"] - cur["loss"])
-            return {k: prev[k] + f * (cur[k] - prev[k]) for k in ("wall", "cpu", "tokens", "step")}
-    return None
-
-
-def mean_sd(values: list[float]) -> dict:
-    if not values:
-        return {"mean": None, "sd": None, "n": 0}
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return {"mean": statistics.mean(values), "sd": sd, "n": len(values)}
-
-
-def pm(s: dict, digits: int = 1, scale: float = 1.0) -> str:
-    if s["mean"] is None:
-        return "not reached"
-    return f"{s['mean'] / scale:,.{digits}f} ± {s['sd'] / scale:,.{digits}f}"
-
-
-def keyed(pairs: list[str], sep: str = "=") -> dict[str, list[str]]:
-    """``["sys=value", ...]`` (``sys:key=value`` for --set) as {system: [values]}, systems checked."""
-    out: dict[str, list[str]] = {}
-    for pair in pairs:
-        system, _, value = pair.partition(sep)
-        if system not in SYSTEMS or not value:
-            raise SystemExit(f"{pair!r}: expected SYSTEM{sep}VALUE with SYSTEM one of {', '.join(SYSTEMS)}")
-        out.setdefault(system, []).append(value)
-    return out
-
-
-def report(systems: list[str], runs: dict, facts: dict, config: dict) -> dict:
-    """The target, each system's time and tokens to it, the table, and the result JSON."""
-    seeds = sorted(runs["nanogpt"])
-    finals = [runs["nanogpt"][s]["points"][-1] for s in seeds]
-    target = statistics.mean(p["loss"] for p in finals)
-    ref_wall = statistics.mean(p["wall"] for p in finals)
-    ref_cpu = statistics.mean(p["cpu"] for p in finals)
-    table = {}
-    for system in systems:
-        hits = {s: crossing(r["points"], target) for s, r in runs[system].items()}
-        reached = [h for h in hits.values() if h is not None]
-        last = [r["points"][-1] for r in runs[system].values()]
-        row = {
-            "params": runs[system][seeds[0]]["params"],
-            "reached": f"{len(reached)}/{len(hits)}",
-            "per_seed": hits,
-            **{f"{k}_to_target": mean_sd([h[k] for h in reached]) for k in ("wall", "cpu", "tokens")},
-            "final_loss": mean_sd([p["loss"] for p in last]),
-            "train_wall": mean_sd([p["wall"] for p in last]),
-            "tokens_per_sec": mean_sd([p["tokens"] / p["wall"] for p in last]),
-        }
-        mean_wall, mean_cpu = row["wall_to_target"]["mean"], row["cpu_to_target"]["mean"]
-        row["speedup_wall"] = ref_wall / mean_wall if mean_wall else None
-        row["speedup_cpu"] = ref_cpu / mean_cpu if mean_cpu else None
-        table[system] = row
-    print(
-        f"\ntarget: nanoGPT's final validation loss after {config['budget']:,} steps, mean of {len(seeds)} "
-        f"seeds: {target:.4f} nats/token; nanoGPT's training time for its budget {ref_wall:.1f} s "
-        f"({ref_cpu:.1f} CPU-s)\n\n| system | parameters (non-embedding) | time to target, s | tokens to target "
-        "| reached | final loss | tokens/s | speed-up (wall / CPU) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
-    )
-    for system, row in table.items():
-        speed = f"{row['speedup_wall']:.2f} / {row['speedup_cpu']:.2f}" if row["speedup_wall"] else "-"
-        speed = "reference" if system == "nanogpt" else speed
-        print(
-            f"| {system} | {row['params']['total']:,} ({row['params']['non_embedding']:,}) | "
-            f"{pm(row['wall_to_target'])} | {pm(row['tokens_to_target'], 0)} | {row['reached']} | "
-            f"{pm(row['final_loss'], 4)} | {pm(row['tokens_per_sec'], 0)} | {speed} |"
-        )
-    print("\nspeed-up: nanoGPT's training time for its whole budget / the system's time to target; goal >= 2")
-    for seed, run in runs["nanogpt"].items():
-        best, final = min(p["loss"] for p in run["points"]), run["points"][-1]["loss"]
-        if best < final - 0.01:  # its final loss was passed earlier: the reference time is longer than needed
-            print(
-                f"note: nanoGPT seed {seed} reached {best:.4f} before ending at {final:.4f}: it overfits at this "
-                "budget, which flatters every speed-up; a smaller --budget is fairer"
-            )
-    return {"machine": facts, "config": config, "target": target, "nanogpt_budget_wall": ref_wall,
-            "nanogpt_budget_cpu": ref_cpu, "systems": table, "runs": runs}  # fmt: skip
-
-
 def estimate(runs: dict, full_eval: int, evaluated: int, budget: int, seeds: int) -> float:
     """Seconds a full run would take, from this run's step rates, evaluation speed and start-up times."""
     total = 0.0
@@ -240,6 +169,56 @@ def estimate(runs: dict, full_eval: int, evaluated: int, budget: int, seeds: int
 def _settings(config: dict) -> dict:
     """What decides a run's result: the configuration without the command line."""
     return {k: v for k, v in config.items() if k != "command"}
+
+
+def keyed(pairs: list[str], sep: str = "=") -> dict[str, list[str]]:
+    """``["sys=value", ...]`` (``sys:key=value`` for --set) as {system: [values]}, systems checked."""
+    out: dict[str, list[str]] = {}
+    for pair in pairs:
+        system, _, value = pair.partition(sep)
+        if system not in SYSTEMS or not value:
+            raise SystemExit(f"{pair!r}: expected SYSTEM{sep}VALUE with SYSTEM one of {', '.join(SYSTEMS)}")
+        out.setdefault(system, []).append(value)
+    return out
+
+
+def rotated(systems: list[str], i: int) -> list[str]:
+    """The systems starting at the i-th: no system always runs first."""
+    return systems[i % len(systems) :] + systems[: i % len(systems)]
+
+
+def load_throughput(path: Path | None, config: dict, systems: list[str]) -> dict | None:
+    """The side-by-side rates for this corpus and shape, if measured (``--throughput``)."""
+    if path is None or not path.exists():
+        return None
+    measured = json.loads(path.read_text())
+    got = (measured["config"]["corpus"], measured["config"]["shape"])
+    if got != (config["corpus"], config["shape"]) or not set(systems) <= set(measured["runs"]):
+        raise SystemExit(
+            f"{path} holds the rates of {got} for {sorted(measured['runs'])}, not of "
+            f"{(config['corpus'], config['shape'])} for {systems}: run --throughput again or delete it"
+        )
+    return measured
+
+
+def print_kept(json_out: Path, partial: Path | None, throughput: Path | None) -> None:
+    """--report: the report of the runs kept in the result (or partial) JSON, with the rates if measured."""
+    source = json_out if json_out.exists() else partial
+    if source is None or not source.exists():
+        raise SystemExit(f"--report: neither {json_out} nor {partial} exists: run the benchmark first")
+    kept = json.loads(source.read_text())
+    runs = {s: {int(seed): r for seed, r in per.items()} for s, per in kept["runs"].items() if per}
+    if "nanogpt" not in runs:
+        raise SystemExit(f"--report: {source} has no nanoGPT run yet: the target is its final loss")
+    systems = [s for s in kept["config"]["systems"] if s in runs]
+    print(f"runs kept in {source}: " + ", ".join(f"{s} {sorted(runs[s])}" for s in systems))
+    report(
+        systems,
+        runs,
+        kept.get("machine", {}),
+        kept["config"],
+        load_throughput(throughput, kept["config"], systems),
+    )
 
 
 def main() -> None:
@@ -268,6 +247,19 @@ def main() -> None:
         "--stop-after", type=float, metavar="MINUTES", help="start no run after this long; the same command "
         "again continues (finished runs are kept in <json>.partial.json): a long benchmark in several sittings",
     )  # fmt: skip
+    p.add_argument(
+        "--jobs", type=int, default=1, help="runs at once, one torch thread each: their curves are exact, "
+        "their clocks are not their speed, so the report then needs the rates of --throughput",
+    )  # fmt: skip
+    p.add_argument(
+        "--throughput", type=int, metavar="STEPS", help="measure every system's training tokens/s side by side "
+        "instead: STEPS steps a run, --repeats times in rotating order, into <json>_throughput.json, which the "
+        "report then reads",
+    )  # fmt: skip
+    p.add_argument("--repeats", type=int, default=3, help="--throughput: runs of each system (default 3)")
+    p.add_argument(
+        "--report", action="store_true", help="print the report of the runs kept in <json> and exit"
+    )
     args = p.parse_args()
     quick = QUICK if args.quick else {}
     budget = args.budget or quick.get("budget") or BUDGETS[args.shape]
@@ -279,20 +271,30 @@ def main() -> None:
         raise SystemExit(
             f"--systems={args.systems}: give systems of {SYSTEMS}, nanogpt among them (the target)"
         )
+    if args.jobs < 1 or (args.throughput is not None and args.throughput < 2) or args.repeats < 1:
+        raise SystemExit("--jobs and --repeats take a positive number, --throughput at least 2 steps")
     lrs = {k: v[-1] for k, v in keyed(args.lr).items()}
     steps = {k: int(v[-1]) for k, v in keyed(args.steps).items()}
     sets = keyed(args.set, ":")
     json_out = args.json or (None if args.quick else ROOT / f"bench/results/time_to_loss_{args.corpus}_{args.shape}.json")  # fmt: skip
+    partial = json_out.with_suffix(".partial.json") if json_out else None
+    rates_json = json_out.with_name(f"{json_out.stem}_throughput.json") if json_out else None
+    if args.report:
+        if json_out is None:
+            raise SystemExit("--report --quick: name the JSON with --json")
+        return print_kept(json_out, partial, rates_json)
     shape = {k: SHAPES[args.shape][k] for k in ("layers", "width", "heads", "block", "batch")}
     config = {"corpus": args.corpus, "shape": args.shape, **shape, "budget": budget, "eval_every": eval_every,
               "eval_tokens": eval_tokens, "seeds": seeds, "systems": systems, "lr": lrs, "steps": steps,
               "set": sets, "command": " ".join(sys.argv)}  # fmt: skip
+    if args.throughput:
+        config = {k: config[k] for k in ("corpus", "shape", *shape, "systems", "lr", "set", "command")}
+        config |= {"steps": args.throughput, "repeats": args.repeats}
     facts = machine_facts()
     print_facts(facts)
     print(f"config: {config}", flush=True)
     env = {"PYTHONPATH": str(ROOT / "bench"), "TOKENIZERS_PARALLELISM": "false"}
     runs: dict[str, dict[int, dict]] = {s: {} for s in systems}
-    partial = json_out.with_suffix(".partial.json") if json_out else None
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lmlab-ttl-") as tmp:
         work = Path(tmp)
@@ -302,6 +304,28 @@ def main() -> None:
             folders, vocab, data = prepare_wikitext2(work)
         n_val = len(load_tokens(folders["validation"])) - 1
         eval_tokens = min(eval_tokens or n_val, n_val)
+
+        def run(system: str, seed: int, n_steps: int, every: int, evaluated: int, tag: str = "") -> dict:
+            """One system's run in a fresh process: its curve, parameters and clocks."""
+            out = work / f"{tag}{system}-{seed}.json"
+            clock = {"out": str(out), "val_tokens": str(folders["validation"]), "context": shape["block"],
+                     "every": every, "eval_tokens": evaluated}  # fmt: skip
+            if system == "nanogpt":
+                cmd = nanogpt_cmd(shape, n_steps, folders, vocab, seed, clock, lrs.get(system))
+            else:
+                extra = [f"{LR_KEYS[system]}={lrs[system]}"] if system in lrs else []
+                run_dir = work / "runs" / f"{tag}{system}-{seed}"
+                cmd = lmlab_cmd(
+                    system, shape, n_steps, data, run_dir, seed, clock, extra + sets.get(system, [])
+                )
+            t0, date = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M %Z")
+            result = run_child(cmd, out, env)
+            result["child_wall"], result["load"] = time.perf_counter() - t0, load_now()
+            result["machine"] = {"date": date, "cpu_id": facts["cpu_id"], "jobs": args.jobs}
+            return result
+
+        if args.throughput:
+            return measure_rates(run, systems, args.throughput, args.repeats, rates_json, facts, config)
         config["eval_tokens"] = eval_tokens
         if partial and partial.exists():
             kept = json.loads(partial.read_text())
@@ -309,44 +333,44 @@ def main() -> None:
                 raise SystemExit(
                     f"{partial} holds runs of another configuration: delete it, or run its command"
                 )
-            runs = {s: {int(seed): run for seed, run in kept["runs"][s].items()} for s in systems}
+            runs = {s: {int(seed): r for seed, r in kept["runs"][s].items()} for s in systems}
             print(f"continuing {partial}: {sum(map(len, runs.values()))} runs done", flush=True)
         print(f"vocabulary {vocab}; {len(load_tokens(folders['train'])):,} train tokens, {n_val:,} validation "
               f"tokens ({eval_tokens:,} evaluated)", flush=True)  # fmt: skip
-        for i, seed in enumerate(seeds):
-            for system in systems[i % len(systems) :] + systems[: i % len(systems)]:
-                if seed in runs[system]:
-                    continue  # done in an earlier sitting
-                if args.stop_after is not None and time.perf_counter() - start > args.stop_after * 60:
-                    print(
-                        f"--stop-after {args.stop_after:g}: stopping; the same command continues", flush=True
-                    )
-                    return
-                out = work / f"{system}-{seed}.json"
-                clock = {"out": str(out), "val_tokens": str(folders["validation"]), "context": shape["block"],
-                         "every": eval_every, "eval_tokens": eval_tokens}  # fmt: skip
-                if system == "nanogpt":
-                    cmd = nanogpt_cmd(shape, budget, folders, vocab, seed, clock, lrs.get(system))
-                else:
-                    extra = [f"{LR_KEYS[system]}={lrs[system]}"] if system in lrs else []
-                    run_dir = work / "runs" / f"{system}-{seed}"
-                    cmd = lmlab_cmd(system, shape, steps.get(system, budget), data, run_dir, seed, clock,
-                                    extra + sets.get(system, []))  # fmt: skip
-                t0 = time.perf_counter()
-                run = run_child(cmd, out, env)
-                run["child_wall"], run["load"] = time.perf_counter() - t0, load_now()
-                runs[system][seed] = run
-                last = run["points"][-1]
+        lock, late = threading.Lock(), threading.Event()
+
+        def curve(seed: int, system: str) -> None:
+            if args.stop_after is not None and time.perf_counter() - start > args.stop_after * 60:
+                late.set()
+                return
+            r = run(system, seed, budget if system == "nanogpt" else steps.get(system, budget), eval_every,
+                    eval_tokens)  # fmt: skip
+            last = r["points"][-1]
+            with lock:
+                runs[system][seed] = r
                 print(
-                    f"seed {seed} {system:11s} loss {run['points'][0]['loss']:.3f} -> {last['loss']:.4f} after "
+                    f"seed {seed} {system:11s} loss {r['points'][0]['loss']:.3f} -> {last['loss']:.4f} after "
                     f"{last['step']} steps, {last['wall']:.1f} s training ({last['tokens'] / last['wall']:,.0f} "
-                    f"tokens/s), {run['eval_wall']:.1f} s evaluating, {run['child_wall']:.1f} s in all "
-                    f"(load {run['load']})",
+                    f"tokens/s), {r['eval_wall']:.1f} s evaluating, {r['child_wall']:.1f} s in all "
+                    f"(load {r['load']})",
                     flush=True,
                 )
                 if partial:
                     partial.write_text(json.dumps({"config": config, "runs": runs}))
-    result = report(systems, runs, facts, config)
+
+        todo = [(seed, s) for i, seed in enumerate(seeds) for s in rotated(systems, i) if seed not in runs[s]]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            futures = [pool.submit(curve, *pair) for pair in todo]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                pool.shutdown(cancel_futures=True)
+                raise
+        if late.is_set():
+            print(f"--stop-after {args.stop_after:g}: stopping; the same command continues", flush=True)
+            return
+    result = report(systems, runs, facts, config, load_throughput(rates_json, config, systems))
     print(f"this run: {time.perf_counter() - start:.0f} s")
     if args.quick:
         full = estimate(runs, min(EVAL_TOKENS, n_val), eval_tokens, BUDGETS[args.shape], 3)
@@ -358,6 +382,28 @@ def main() -> None:
         print(f"written: {json_out}")
         if partial:
             partial.unlink(missing_ok=True)
+
+
+def measure_rates(run, systems: list[str], n_steps: int, repeats: int, out: Path | None, facts: dict,
+                  config: dict) -> None:  # fmt: skip
+    """--throughput: each system's training rate, the systems next to each other in rotating order."""
+    measured: dict[str, list[dict]] = {s: [] for s in systems}
+    for i in range(repeats):
+        for system in rotated(systems, i):
+            r = rate(run(system, i, n_steps, n_steps // 2, THROUGHPUT_EVAL_TOKENS, tag="rate-"))
+            measured[system].append(r)
+            print(
+                f"repeat {i} {system:11s} {r['tokens_per_sec']:,.0f} tokens/s, "
+                f"{r['cpu_per_token'] * 1e3:.3f} CPU-ms a token (load {r['load']})",
+                flush=True,
+            )
+    result = {"machine": facts, "config": config, "runs": measured}
+    print("\n| system | tokens/s, median (range) |\n|---|---:|")
+    for system, r in rates(result).items():
+        print(f"| {system} | {r['tokens_per_sec']:,.0f} ({r['range'][0]:,.0f}-{r['range'][1]:,.0f}) |")
+    if out:
+        out.write_text(json.dumps(result, indent=2))
+        print(f"written: {out}")
 
 
 if __name__ == "__main__":
