@@ -70,7 +70,7 @@ def clock_warnings(runs: dict) -> list[str]:
     return out
 
 
-def side_by_side(table: dict, runs: dict, throughput: dict, budget_tokens: float) -> dict:
+def side_by_side(table: dict, throughput: dict, budget_tokens: float) -> dict:
     """Time to target at the rates of one throughput sitting: tokens to target / tokens per second."""
     r = rates(throughput)
     ref_wall = budget_tokens / r["nanogpt"]["tokens_per_sec"]
@@ -139,7 +139,7 @@ def report(systems: list[str], runs: dict, facts: dict, config: dict, throughput
               "nanogpt_budget_cpu": ref_cpu, "systems": table}  # fmt: skip
     if throughput:
         budget_tokens = statistics.mean(p["tokens"] for p in finals)
-        result["side_by_side"] = at = side_by_side(table, runs, throughput, budget_tokens)
+        result["side_by_side"] = at = side_by_side(table, throughput, budget_tokens)
         print(
             f"\nAt the training rates measured side by side ({throughput['machine']['date']}, "
             f"{throughput['config']['steps']} steps x {throughput['config']['repeats']} in rotating order; "
