@@ -49,9 +49,9 @@ as long again at load 3; --quick prints an estimate from its step rates, evaluat
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape tiny    # about 50 min
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape tiny      # about 1.5 h
     OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus shakespeare --shape small   # about 7 h 15 min
-    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # about 10.5 h (*)
-(*) on the VM of its first sittings: nanoGPT, GPT-2 and Llama + AdamW 46-49 min a run (9.5-11.5 min of it
-evaluating); Llama + Muon took 37 min on a later, faster VM of the same CPU name (eval 1.5x faster).
+    OMP_NUM_THREADS=1 python bench/time_to_loss.py --corpus wikitext2 --shape small     # 7-10.5 h (*)
+(*) 46-49 min a run (9.5-11.5 min of it evaluating) on the VM of its first sittings, 33-37 min on a later
+VM of the same CPU name that is 1.3-1.5x faster; with --jobs 2 its last six runs took 1 h 57 min.
 At 2,000 steps the tiny shape sees WikiText-2 valid six times over: watch for the overfitting note. Each run
 writes bench/results/time_to_loss_<corpus>_<shape>.json (--json elsewhere; --quick only with --json).
 Several sittings: --stop-after MINUTES starts no run after that long and keeps the finished runs in
